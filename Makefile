@@ -1,0 +1,39 @@
+# Two commands do all the set-up on a fresh machine:  make train-ham10000  and  make test.
+# Both create .venv (Python 3.11) and install skinkeras with its pinned dependencies if needed.
+
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DATA ?=
+RUN_DIR ?= runs/ham10000
+SYNTH_DIR ?= runs/synthetic_ham10000
+SYNTH_N ?= 600
+PYTEST_ARGS ?=
+
+.PHONY: install test test-slow test-all train-ham10000 clean
+
+$(STAMP): setup.cfg pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed: '$(PYTHON)' was not found (set PYTHON=/path/to/python3.11)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+train-ham10000: $(STAMP)
+	@$(BIN)/python apps/train_ham10000.py --data "$(DATA)" --out "$(RUN_DIR)" \
+		--synthetic-dir "$(SYNTH_DIR)" --synthetic-n $(SYNTH_N)
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

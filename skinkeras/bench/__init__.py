@@ -1,0 +1,1 @@
+"""Benchmarks behind `skinkeras bench NAME`: one module per benchmark (see skinkeras.cli.bench)."""

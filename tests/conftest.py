@@ -1,0 +1,39 @@
+"""Shared fixtures: where the real data is, and small generated datasets.
+
+Real data lives in ../shared/data (never in the repository); tests that need it use the
+`ham10000_root` / `isic2017_root` fixtures, which skip with a reason when it is absent.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("SKINKERAS_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+def _real_root(name: str, marker_file: str) -> Path:
+    root = SHARED_DATA / name
+    if not (root / marker_file).exists():
+        pytest.skip(f"real data not found at {root} (set SKINKERAS_SHARED_DATA)")
+    return root
+
+
+@pytest.fixture(scope="session")
+def ham10000_root() -> Path:
+    return _real_root("ham10000", "HAM10000_metadata.csv")
+
+
+@pytest.fixture(scope="session")
+def ham10000_originals_root() -> Path:
+    return _real_root("ham10000_originals", "HAM10000_metadata.csv")
+
+
+@pytest.fixture(scope="session")
+def isic2017_root() -> Path:
+    return _real_root("isic2017", "ISIC-2017_Training_Part3_GroundTruth.csv")
