@@ -1,0 +1,14 @@
+"""NASNetLarge + soft attention + metadata on HAM10000 (paper 001, Nguyen et al.).
+
+Command:
+    skinkeras train ham10000_nasnetlarge_sa --data-root /path/to/HAM10000 --out runs/ham10000_nasnetlarge_sa
+
+Paper's reported result (ImageNet weights, metadata, balanced class weights; random image-level
+split, so optimistic): accuracy 0.84, macro AUC 0.96.
+"""
+
+from skinkeras.experiments.presets import ham10000_soft_attention
+
+
+def get_config():
+    return ham10000_soft_attention("NASNetLarge", image_size=331, description=__doc__)
