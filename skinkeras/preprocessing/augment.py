@@ -1,0 +1,196 @@
+"""Random augmentation of image batches (and their masks), composed into ONE affine map per image.
+
+Augmentations follow the papers: rotation up to 180 degrees, shifts of 10 %, zoom of 10 %,
+horizontal and vertical flips (the soft-attention reference's ImageDataGenerator settings, paper
+001) and random brightness / contrast (paper 000, after Gessert et al. 2018).
+
+Rotation, shift, zoom and flips are composed into a single projective transform per image and
+applied once with `tf.raw_ops.ImageProjectiveTransformV3` (bilinear for images, nearest neighbour
+for masks, so masks stay binary). Applying the four geometric steps one after another would
+interpolate four times and blur. The op is applied to a whole batch at a time (after
+`Dataset.batch`): one kernel launch for 32 images is much cheaper than 32 (see `skinkeras bench
+pipeline --augment-on image`).
+
+Fill mode: "reflect" by default. Dermoscopic images are mostly skin up to their borders; a constant
+(black) fill would paint artificial dark corners that look like a dermatoscope's vignette, which
+the colour-constancy and border-cropping steps treat as signal-free. The mask is filled the same
+way as the image so the two stay aligned. "constant" (black), "nearest" and "wrap" are accepted.
+
+Randomness is stateless: every function takes an `int32[2]` seed, so a pipeline with a fixed seed
+augments identically run after run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+FILL_MODES = ("reflect", "constant", "nearest", "wrap")
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+    """Ranges of the random augmentation (defaults: the papers' settings).
+
+    Args:
+        rotation_degrees: rotation angle drawn uniformly in [-r, r].
+        shift_fraction: shift drawn uniformly in [-s, s] times the image width / height.
+        zoom_fraction: scale drawn uniformly in [1 - z, 1 + z].
+        horizontal_flip, vertical_flip: flip each axis with probability 0.5.
+        brightness: added offset drawn uniformly in [-b, b] times 255.
+        contrast: contrast factor drawn uniformly in [1 - c, 1 + c] around each image's mean.
+        fill_mode: how points outside the input are filled (see module docstring).
+    """
+
+    rotation_degrees: float = 180.0
+    shift_fraction: float = 0.1
+    zoom_fraction: float = 0.1
+    horizontal_flip: bool = True
+    vertical_flip: bool = True
+    brightness: float = 0.1
+    contrast: float = 0.2
+    fill_mode: str = "reflect"
+
+    def __post_init__(self):
+        if self.fill_mode not in FILL_MODES:
+            raise ValueError(f"fill_mode must be one of {FILL_MODES}. Received: fill_mode={self.fill_mode!r}")
+        for name in ("rotation_degrees", "shift_fraction", "zoom_fraction", "brightness", "contrast"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0. Received: {name}={getattr(self, name)}")
+        if self.zoom_fraction >= 1:
+            raise ValueError(f"zoom_fraction must be < 1. Received: zoom_fraction={self.zoom_fraction}")
+
+    @property
+    def has_geometry(self) -> bool:
+        return bool(
+            self.rotation_degrees
+            or self.shift_fraction
+            or self.zoom_fraction
+            or self.horizontal_flip
+            or self.vertical_flip
+        )
+
+
+def affine_transforms(angles, shifts_x, shifts_y, scales, flips_x, flips_y, height, width):
+    """Inverse-map transforms `float32[B, 8]` for `ImageProjectiveTransformV3` from parameters.
+
+    The forward map of output pixel p from input pixel q, about the image centre c, is
+    `p = c + t + s * R(angle) * F * (q - c)`; the op needs its inverse
+    `q = c + F * R(-angle) * (p - c - t) / s` (F = diag(flip_x, flip_y), each +1 or -1).
+
+    Args:
+        angles: radians, `[B]`; shifts_x / shifts_y: pixels, `[B]`; scales: `[B]` (> 1 zooms in);
+        flips_x / flips_y: `[B]` of +1 / -1; height, width: image size (ints or scalar tensors).
+    """
+    import tensorflow as tf
+
+    cx = (tf.cast(width, tf.float32) - 1.0) / 2.0
+    cy = (tf.cast(height, tf.float32) - 1.0) / 2.0
+    cos = tf.cos(angles) / scales
+    sin = tf.sin(angles) / scales
+    m00 = flips_x * cos
+    m01 = flips_x * sin
+    m10 = -flips_y * sin
+    m11 = flips_y * cos
+    px = cx + shifts_x
+    py = cy + shifts_y
+    a2 = cx - (m00 * px + m01 * py)
+    b2 = cy - (m10 * px + m11 * py)
+    zeros = tf.zeros_like(m00)
+    return tf.stack([m00, m01, a2, m10, m11, b2, zeros, zeros], axis=1)
+
+
+def random_affine_transforms(batch_size, height, width, seed, config: AugmentConfig = AugmentConfig()):
+    """Random inverse-map transforms `float32[B, 8]` drawn from `config`, statelessly from `seed`."""
+    import tensorflow as tf
+
+    seeds = tf.random.experimental.stateless_split(seed, 6)
+    shape = tf.reshape(batch_size, [1])
+
+    def uniform(index, half_range):
+        return tf.random.stateless_uniform(shape, seeds[index], -half_range, half_range)
+
+    def flip(index, enabled):
+        if not enabled:
+            return tf.ones(shape)
+        return tf.where(tf.random.stateless_uniform(shape, seeds[index]) < 0.5, -1.0, 1.0)
+
+    height_f = tf.cast(height, tf.float32)
+    width_f = tf.cast(width, tf.float32)
+    angles = uniform(0, math.radians(config.rotation_degrees))
+    shifts_x = uniform(1, config.shift_fraction) * width_f
+    shifts_y = uniform(2, config.shift_fraction) * height_f
+    scales = 1.0 + uniform(3, config.zoom_fraction)
+    return affine_transforms(
+        angles,
+        shifts_x,
+        shifts_y,
+        scales,
+        flip(4, config.horizontal_flip),
+        flip(5, config.vertical_flip),
+        height,
+        width,
+    )
+
+
+def apply_transforms(images, transforms, interpolation: str = "bilinear", fill_mode: str = "reflect"):
+    """Warps a batch `[B, H, W, C]` with per-image inverse-map transforms `[B, 8]` (one pass)."""
+    import tensorflow as tf
+
+    if fill_mode not in FILL_MODES:
+        raise ValueError(f"fill_mode must be one of {FILL_MODES}. Received: fill_mode={fill_mode!r}")
+    if interpolation not in ("bilinear", "nearest"):
+        raise ValueError(
+            f"interpolation must be 'bilinear' or 'nearest'. Received: interpolation={interpolation!r}"
+        )
+    images = tf.convert_to_tensor(images)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images,
+        transforms=tf.cast(transforms, tf.float32),
+        output_shape=tf.shape(images)[1:3],
+        fill_value=tf.constant(0.0, tf.float32),
+        interpolation=interpolation.upper(),
+        fill_mode=fill_mode.upper(),
+    )
+
+
+def random_brightness_contrast(images, seed, brightness: float = 0.1, contrast: float = 0.2):
+    """Random brightness offset and contrast factor per image of a batch `[B, H, W, C]` (0..255)."""
+    import tensorflow as tf
+
+    images = tf.cast(images, tf.float32)
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    shape = tf.stack([tf.shape(images)[0], 1, 1, 1])
+    if contrast:
+        factor = tf.random.stateless_uniform(shape, seeds[0], 1.0 - contrast, 1.0 + contrast)
+        mean = tf.reduce_mean(images, axis=[1, 2], keepdims=True)
+        images = (images - mean) * factor + mean
+    if brightness:
+        images = images + tf.random.stateless_uniform(shape, seeds[1], -brightness, brightness) * 255.0
+    return tf.clip_by_value(images, 0.0, 255.0)
+
+
+def augment_batch(images, seed, masks=None, config: AugmentConfig = AugmentConfig()):
+    """Augments a batch of images (float32 `[B, H, W, 3]`, 0..255) and, jointly, their masks.
+
+    The same geometric transform is applied to an image and its mask (nearest neighbour for the
+    mask); brightness / contrast only touch the image.
+
+    Returns:
+        The augmented images (float32, 0..255), or `(images, masks)` when masks are given.
+    """
+    import tensorflow as tf
+
+    seed = tf.convert_to_tensor(seed)
+    geometry_seed, photometric_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    images = tf.cast(images, tf.float32)
+    if config.has_geometry:
+        shape = tf.shape(images)
+        transforms = random_affine_transforms(shape[0], shape[1], shape[2], geometry_seed, config)
+        images = apply_transforms(images, transforms, "bilinear", config.fill_mode)
+        if masks is not None:
+            masks = apply_transforms(tf.cast(masks, tf.float32), transforms, "nearest", config.fill_mode)
+    images = random_brightness_contrast(images, photometric_seed, config.brightness, config.contrast)
+    if masks is None:
+        return images
+    return images, masks
