@@ -1,0 +1,450 @@
+"""tf.data pipelines that stream a `SampleTable` from its file paths (never the pixels in memory).
+
+Element contract (docs/ARCHITECTURE.md):
+
+- classification: `({"image": float32[H, W, 3] in 0..255, "metadata": float32[F]}, label)`, with
+  `label` one-hot float32 `[num_classes]` (or int32 index with `label_mode="index"`) and
+  `"metadata"` present only when a `MetadataEncoding` is given;
+- segmentation: `{"image": float32[H, W, 3], "mask": float32[H, W, 1] in {0, 1}}`.
+
+Stages (training):
+
+1. the table is pre-checked: unreadable files are excluded and logged by image id
+   ("skipped N unreadable images: ..."); `ignore_errors` (with a logged warning) stays as a last
+   safety net for files that break between the check and the read;
+2. file paths are shuffled (cheap: strings, the whole table in the buffer), then read and decoded
+   in parallel (`tf.io.decode_image`, 3 channels, 16-bit PNGs reduced to 8 bits), optionally
+   colour-normalised (Shades of Gray, p = 6), cleared of dark borders, cropped (centre square or
+   lesion-mask box) and resized;
+3. optional cache (memory or file) of these deterministic results, then a shuffle buffer;
+4. per image: a random crop (`crop="random"`), then batching;
+5. per BATCH: one composed affine warp (rotation / shift / zoom / flips) for image and mask,
+   brightness / contrast, metadata missing-value augmentation (p = 0.1 per property) and encoding;
+6. prefetch.
+
+All randomness is stateless and derived from `seed` through `tf.data.Dataset.random(...,
+rerandomize_each_iteration=True)`: the same seed reproduces a run, and every epoch differs.
+
+Class-balanced sampling draws from one repeated, shuffled dataset per class with equal weights
+(`tf.data.Dataset.sample_from_datasets`); an epoch is then `len(table)` samples.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from skinkeras.data.metadata import DEFAULT_MISSING_RATE, MetadataEncoding, random_missing
+from skinkeras.data.table import SampleTable
+from skinkeras.preprocessing.augment import AugmentConfig, augment_batch
+from skinkeras.preprocessing.crops import (
+    _pair,
+    center_square_crop,
+    crop_dark_borders,
+    crop_to_mask,
+    resize,
+    resize_shorter_side,
+)
+
+logger = logging.getLogger(__name__)
+
+CROP_MODES = ("resize", "center_square", "random", "mask")
+LABEL_MODES = ("one_hot", "index")
+AUGMENT_ON = ("batch", "image")
+AUTOTUNE = -1  # tf.data.AUTOTUNE, without importing TensorFlow at module import
+
+
+def make_classification_dataset(
+    table: SampleTable,
+    *,
+    image_size,
+    batch_size: int,
+    training: bool,
+    metadata: MetadataEncoding | None = None,
+    augment: bool = True,
+    color_constancy: bool = False,
+    crop: str = "resize",
+    remove_dark_borders: bool = False,
+    balanced_sampling: bool = False,
+    cache=None,
+    shuffle_buffer: int = 1024,
+    seed: int = 0,
+    label_mode: str = "one_hot",
+    num_parallel_calls: int = AUTOTUNE,
+    drop_remainder: bool | None = None,
+    augment_config: AugmentConfig = AugmentConfig(),
+    augment_on: str = "batch",
+    metadata_missing_rate: float = DEFAULT_MISSING_RATE,
+    mask_margin: float = 0.1,
+    check_images: bool = True,
+):
+    """A batched classification dataset streaming `table`'s images from disk.
+
+    Args:
+        table: the samples (see `skinkeras.data.table`).
+        image_size: model input size, int or `(height, width)`.
+        batch_size: samples per batch.
+        training: shuffle, random crops, augmentation and metadata dropout when True; a fixed
+            order and deterministic crops when False.
+        metadata: encoding of age / sex / site; adds `features["metadata"]`.
+        augment: geometric + photometric augmentation (training only).
+        color_constancy: Shades-of-Gray (p = 6) normalisation of every image (paper 000).
+        crop: "resize" (whole image resized), "center_square" (largest centred square, paper 004),
+            "random" (shorter side resized to the image size, then a random crop in training and
+            the centre crop otherwise; paper 000), "mask" (lesion-mask box + `mask_margin`, paper
+            002; rows without a mask use the whole image).
+        remove_dark_borders: crop black borders / vignettes first (paper 000).
+        balanced_sampling: equal probability per class (training only).
+        cache: None, "memory", or a file path prefix for `Dataset.cache`.
+        shuffle_buffer: size of the shuffle buffer after a cache.
+        seed: seed of every random choice.
+        label_mode: "one_hot" (float32) or "index" (int32).
+        num_parallel_calls: parallel decode calls (default autotune).
+        drop_remainder: drop a last smaller batch; default: True when training.
+        augment_config: ranges of the augmentation.
+        augment_on: "batch" (one warp op per batch, default) or "image" (per image, for comparison).
+        metadata_missing_rate: training-time probability of setting each property missing.
+        mask_margin: margin around the mask box for `crop="mask"`, as a fraction of the box size.
+        check_images: pre-check files and skip unreadable ones (logged); False trusts the table.
+    """
+    import tensorflow as tf
+
+    height, width = _pair(image_size, "image_size")
+    _check_choice("crop", crop, CROP_MODES)
+    _check_choice("label_mode", label_mode, LABEL_MODES)
+    _check_choice("augment_on", augment_on, AUGMENT_ON)
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive. Received: batch_size={batch_size}")
+    if drop_remainder is None:
+        drop_remainder = training
+    samples = _usable_samples(table, check_images)
+    num_classes = table.num_classes
+
+    def load(record):
+        image = read_image(record["image_path"])
+        if color_constancy:
+            from skinkeras.preprocessing.color import shades_of_gray
+
+            image = shades_of_gray(image)
+        if remove_dark_borders:
+            image = crop_dark_borders(image)
+        if crop == "mask":
+            mask = read_mask_or_empty(record["mask_path"], tf.shape(image)[:2])
+            image, _, _ = crop_to_mask(image, mask, margin=mask_margin)
+        elif crop == "center_square":
+            image = center_square_crop(image)
+        if crop == "random":
+            image = resize_shorter_side(image, max(height, width))
+        else:
+            image = resize(image, (height, width))
+        return {
+            "image": image,
+            "label": record["label_index"],
+            "age": record["age"],
+            "sex": record["sex"],
+            "site": record["site"],
+        }
+
+    def crop_one(element, image_seed):
+        if crop == "random":
+            if training:
+                image = tf.image.stateless_random_crop(element["image"], [height, width, 3], seed=image_seed)
+            else:
+                from skinkeras.preprocessing.multicrop import center_crop
+
+                image = center_crop(element["image"], (height, width))
+            element = dict(element, image=tf.ensure_shape(image, [height, width, 3]))
+        return element
+
+    def finish_batch(batch, batch_seed):
+        image_seed, metadata_seed = tf.unstack(tf.random.experimental.stateless_split(batch_seed, 2))
+        image = batch["image"]
+        if training and augment and augment_on == "batch":
+            image = augment_batch(image, image_seed, config=augment_config)
+        features = {"image": image}
+        if metadata is not None:
+            age, sex, site = batch["age"], batch["sex"], batch["site"]
+            if training and metadata_missing_rate > 0:
+                age, sex, site = random_missing(age, sex, site, metadata_seed, metadata_missing_rate)
+            features["metadata"] = metadata.encode(age, sex, site)
+        label = tf.cast(batch["label"], tf.int32)
+        if label_mode == "one_hot":
+            label = tf.one_hot(label, num_classes, dtype=tf.float32)
+        return features, label
+
+    def augment_one(element, image_seed):
+        # augment_on="image": the same op on a batch of one (kept for the benchmark's comparison).
+        image = augment_batch(element["image"][None], image_seed, config=augment_config)[0]
+        return dict(element, image=image)
+
+    per_class = [samples[samples["label_index"] == k] for k in range(num_classes)] if (
+        balanced_sampling and training
+    ) else None
+    if per_class is not None:
+        per_class = [frame for frame in per_class if len(frame)]
+        branches = []
+        for index, frame in enumerate(per_class):
+            branch = _records(frame).shuffle(len(frame), seed=seed + index, reshuffle_each_iteration=True)
+            branch = _load_stage(branch, load, num_parallel_calls)
+            branch = _cache(branch, cache, suffix=f"_class{index}")
+            branches.append(branch.repeat().shuffle(min(shuffle_buffer, 256), seed=seed + index))
+        dataset = tf.data.Dataset.sample_from_datasets(
+            branches, weights=[1.0 / len(branches)] * len(branches), seed=seed, stop_on_empty_dataset=False
+        ).take(len(samples))
+    else:
+        dataset = _records(samples)
+        if training and cache is None:
+            dataset = dataset.shuffle(max(len(samples), 1), seed=seed, reshuffle_each_iteration=True)
+        dataset = _load_stage(dataset, load, num_parallel_calls)
+        dataset = _cache(dataset, cache)
+        if training and cache is not None:
+            dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+
+    dataset = tf.data.Dataset.zip(dataset, _seed_pairs(seed + 1000))
+    dataset = dataset.map(crop_one, num_parallel_calls=num_parallel_calls)
+    if training and augment and augment_on == "image":
+        dataset = tf.data.Dataset.zip(dataset, _seed_pairs(seed + 3000))
+        dataset = dataset.map(augment_one, num_parallel_calls=num_parallel_calls)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    dataset = tf.data.Dataset.zip(dataset, _seed_pairs(seed + 2000))
+    dataset = dataset.map(finish_batch, num_parallel_calls=num_parallel_calls)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def make_segmentation_dataset(
+    table: SampleTable,
+    *,
+    image_size,
+    batch_size: int,
+    training: bool,
+    augment: bool = True,
+    color_constancy: bool = False,
+    cache=None,
+    shuffle_buffer: int = 1024,
+    seed: int = 0,
+    num_parallel_calls: int = AUTOTUNE,
+    drop_remainder: bool | None = None,
+    augment_config: AugmentConfig = AugmentConfig(),
+    check_images: bool = True,
+):
+    """A batched `{"image", "mask"}` dataset; image and mask are resized and augmented jointly.
+
+    Rows without `mask_path` are left out (and logged). The mask is read as one channel and
+    binarised at half its range; it is resized and warped with nearest-neighbour interpolation
+    and the same transform as its image, so it stays aligned and binary.
+    """
+    import tensorflow as tf
+
+    height, width = _pair(image_size, "image_size")
+    if drop_remainder is None:
+        drop_remainder = training
+    samples = _usable_samples(table, check_images)
+    without_mask = samples["mask_path"].astype(str) == ""
+    if without_mask.any():
+        logger.warning(
+            "skipped %d images without a mask: %s", int(without_mask.sum()), _ids(samples[without_mask])
+        )
+        samples = samples[~without_mask].reset_index(drop=True)
+
+    def load(record):
+        image = read_image(record["image_path"])
+        if color_constancy:
+            from skinkeras.preprocessing.color import shades_of_gray
+
+            image = shades_of_gray(image)
+        mask = read_mask(record["mask_path"])
+        return {
+            "image": resize(image, (height, width)),
+            "mask": resize(mask, (height, width), method="nearest"),
+        }
+
+    def finish_batch(batch, batch_seed):
+        image, mask = batch["image"], batch["mask"]
+        if training and augment:
+            image, mask = augment_batch(image, batch_seed, masks=mask, config=augment_config)
+        return {"image": image, "mask": mask}
+
+    dataset = _records(samples)
+    if training and cache is None:
+        dataset = dataset.shuffle(max(len(samples), 1), seed=seed, reshuffle_each_iteration=True)
+    dataset = _load_stage(dataset, load, num_parallel_calls)
+    dataset = _cache(dataset, cache)
+    if training and cache is not None:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    dataset = tf.data.Dataset.zip(dataset, _seed_pairs(seed + 2000))
+    dataset = dataset.map(finish_batch, num_parallel_calls=num_parallel_calls)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def make_multicrop_dataset(
+    table: SampleTable,
+    *,
+    crop_size,
+    image_size=None,
+    grid=(6, 6),
+    metadata: MetadataEncoding | None = None,
+    color_constancy: bool = False,
+    label_mode: str = "one_hot",
+    num_parallel_calls: int = AUTOTUNE,
+    check_images: bool = True,
+):
+    """Evaluation dataset: one element per image, its multi-crop grid as a batch (paper 000).
+
+    Each element is `({"image": float32[rows * cols, h, w, 3], "metadata": [rows * cols, F]},
+    label)`: predict on it and average over axis 0. `image_size` (`(height, width)`) resizes each
+    image first (paper 000: 450 x 600); None keeps its size.
+    """
+    import tensorflow as tf
+
+    from skinkeras.preprocessing.multicrop import multi_crop
+
+    _check_choice("label_mode", label_mode, LABEL_MODES)
+    rows, cols = _pair(grid, "grid")
+    samples = _usable_samples(table, check_images)
+    num_classes = table.num_classes
+
+    def load(record):
+        image = read_image(record["image_path"])
+        if color_constancy:
+            from skinkeras.preprocessing.color import shades_of_gray
+
+            image = shades_of_gray(image)
+        if image_size is not None:
+            image = resize(image, _pair(image_size, "image_size"))
+        crops = multi_crop(image, crop_size, (rows, cols))
+        features = {"image": crops}
+        if metadata is not None:
+            encoded = metadata.encode(record["age"][None], record["sex"][None], record["site"][None])
+            features["metadata"] = tf.repeat(encoded, rows * cols, axis=0)
+        label = tf.cast(record["label_index"], tf.int32)
+        if label_mode == "one_hot":
+            label = tf.one_hot(label, num_classes, dtype=tf.float32)
+        return features, label
+
+    dataset = _load_stage(_records(samples), load, num_parallel_calls)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+# ---- reading ------------------------------------------------------------------------------------
+def read_image(path):
+    """Reads any PNG / JPEG / BMP / GIF as float32 `[H, W, 3]` in 0..255 (16-bit reduced to 8)."""
+    import tensorflow as tf
+
+    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False, dtype=tf.uint8)
+    return tf.cast(image, tf.float32)
+
+
+def read_mask(path):
+    """Reads a lesion mask as float32 `[H, W, 1]` in {0, 1} (foreground: above half range)."""
+    import tensorflow as tf
+
+    mask = tf.io.decode_image(tf.io.read_file(path), channels=1, expand_animations=False, dtype=tf.uint8)
+    return tf.cast(mask > 127, tf.float32)
+
+
+def read_mask_or_empty(path, image_shape):
+    """`read_mask(path)` or, for an empty path, an all-zero mask of `image_shape` (`[H, W]`)."""
+    import tensorflow as tf
+
+    return tf.cond(
+        tf.equal(path, ""),
+        lambda: tf.zeros(tf.concat([image_shape, [1]], axis=0), tf.float32),
+        lambda: read_mask(path),
+    )
+
+
+# ---- unreadable images -----------------------------------------------------------------------
+def find_unreadable(samples) -> list[str]:
+    """Image ids of the rows of a samples frame whose image file cannot be decoded.
+
+    Uses `skinkeras.data.images.check_images` (OpenCV, thread pool; also catches truncated JPEGs
+    that some decoders only warn about) when it is available, else decodes with TensorFlow.
+    """
+    paths = samples["image_path"].astype(str).tolist()
+    ids = samples["image_id"].astype(str).tolist()
+    try:
+        from skinkeras.data.images import check_images as _check_images
+    except ImportError:  # loaders module not there: fall back to TensorFlow's own decoder
+        _check_images = None
+    if _check_images is not None:
+        from skinkeras.data.table import UNREADABLE
+
+        problems = _check_images(paths, image_ids=ids)
+        return [p.image_id for p in problems if p.kind == UNREADABLE]
+    return _find_unreadable_tf(paths, ids)
+
+
+def _find_unreadable_tf(paths, ids) -> list[str]:
+    import tensorflow as tf
+
+    def decode(index, path):
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        return index, tf.shape(image)[0]
+
+    dataset = tf.data.Dataset.from_tensor_slices((tf.range(len(paths)), tf.constant(paths, tf.string)))
+    dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
+    readable = {int(index) for index, _ in dataset.as_numpy_iterator()}
+    return [ids[i] for i in range(len(paths)) if i not in readable]
+
+
+def _usable_samples(table: SampleTable, check_images: bool):
+    samples = table.samples.reset_index(drop=True)
+    if len(samples) == 0:
+        from skinkeras.errors import DataError
+
+        raise DataError(f"dataset {table.name!r} at {table.root} has no usable samples")
+    if check_images:
+        bad = find_unreadable(samples)
+        if bad:
+            logger.warning("skipped %d unreadable images: %s", len(bad), ", ".join(bad))
+            samples = samples[~samples["image_id"].astype(str).isin(set(bad))].reset_index(drop=True)
+    return samples
+
+
+# ---- helpers ------------------------------------------------------------------------------------
+def _records(samples):
+    import numpy as np
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices(
+        {
+            "image_path": samples["image_path"].astype(str).to_numpy(dtype=object),
+            "mask_path": samples["mask_path"].fillna("").astype(str).to_numpy(dtype=object),
+            "label_index": samples["label_index"].to_numpy(dtype=np.int32),
+            "age": samples["age"].astype(float).to_numpy(dtype=np.float32),
+            "sex": samples["sex"].fillna("unknown").astype(str).to_numpy(dtype=object),
+            "site": samples["site"].fillna("unknown").astype(str).to_numpy(dtype=object),
+        }
+    )
+
+
+def _load_stage(dataset, load, num_parallel_calls):
+    import tensorflow as tf
+
+    # Safety net: a file that breaks after the pre-check is skipped with a logged warning instead
+    # of ending the epoch.
+    return dataset.map(load, num_parallel_calls=num_parallel_calls).ignore_errors(log_warning=True)
+
+
+def _cache(dataset, cache, suffix=""):
+    if cache is None:
+        return dataset
+    if cache == "memory":
+        return dataset.cache()
+    return dataset.cache(str(cache) + suffix)
+
+
+def _seed_pairs(seed):
+    import tensorflow as tf
+
+    return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+
+def _ids(frame, limit=20):
+    ids = frame["image_id"].astype(str).tolist()
+    return ", ".join(ids[:limit]) + (f", ... ({len(ids) - limit} more)" if len(ids) > limit else "")
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}. Received: {name}={value!r}")
