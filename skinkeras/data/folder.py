@@ -1,0 +1,88 @@
+"""A user's own data: one CSV listing images and labels, images anywhere below the same folder.
+
+Layout:
+
+    <root>/labels.csv     columns: image, label; optional: lesion_id, age, sex, site, split, mask
+    <root>/...            the images
+
+`image` is either a path relative to the root (`imgs/a.jpg`) or an image id: the file name without
+extension, looked up anywhere below the root (like HAM10000). `mask` is likewise optional, relative
+to the root. Without `lesion_id` every image is its own group; without `site`/`sex`/`age` they are
+unknown. Classes are the sorted distinct labels unless `class_names` is given (then rows with other
+labels are reported as UNKNOWN_LABEL).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from skinkeras.data.loading import build_table, index_files, read_csv, require_file, require_root
+from skinkeras.data.registry import register_dataset
+from skinkeras.data.table import SampleTable
+from skinkeras.errors import DataError
+
+DEFAULT_CSV = "labels.csv"
+
+
+@register_dataset("folder")
+def load_folder(root, csv: str = DEFAULT_CSV, class_names: Sequence[str] | str | None = None) -> SampleTable:
+    """Your own data: a CSV (image, label[, lesion_id, age, sex, site, split, mask]) + images below the root."""
+    root = require_root(root)
+    csv_path = Path(csv) if Path(csv).is_absolute() else root / csv
+    require_file(csv_path, "the label CSV (columns image,label)")
+    frame = read_csv(csv_path, required=("image", "label"))
+    if isinstance(class_names, str):
+        class_names = [c.strip() for c in class_names.split(",") if c.strip()]
+    if class_names is None:
+        class_names = sorted(set(frame["label"]) - {""})
+    if not class_names:
+        raise DataError(f"no labels in {csv_path}")
+    if len(set(class_names)) != len(class_names):
+        raise DataError(f"class names repeat: {list(class_names)}")
+
+    files = None  # indexed only when some row names an id rather than a path
+
+    def resolve(value: str) -> tuple[str, str, str]:
+        nonlocal files
+        """(image_id, absolute path or "", what was looked for)"""
+        if not value:
+            return "", "", "(empty 'image' cell)"
+        candidate = root / value
+        if Path(value).suffix and candidate.is_file():
+            return Path(value).stem, str(candidate.resolve()), str(candidate)
+        if Path(value).suffix:
+            return Path(value).stem, "", str(candidate)
+        if files is None:
+            files = index_files(root)
+        return value, files.get(value, ""), f"{value}.* below {root}"
+
+    resolved = [resolve(v) for v in frame["image"]]
+    image_ids = [r[0] or f"row{i + 2}" for i, r in enumerate(resolved)]
+
+    def resolve_mask(value: str) -> str:
+        if not value:
+            return ""
+        candidate = root / value
+        return str(candidate.resolve()) if candidate.is_file() else ""
+
+    def column(name):
+        return frame[name] if name in frame.columns else pd.Series("", index=frame.index)
+
+    raw = pd.DataFrame(
+        {
+            "image_id": image_ids,
+            "image_path": [r[1] for r in resolved],
+            "expected_image": [r[2] for r in resolved],
+            "label": frame["label"],
+            "lesion_id": column("lesion_id"),
+            "age": column("age"),
+            "sex": column("sex"),
+            "site": column("site"),
+            "mask_path": column("mask").map(resolve_mask),
+            "split": column("split").str.lower(),
+        }
+    )
+    return build_table("folder", root, raw, class_names, source=str(csv_path))
