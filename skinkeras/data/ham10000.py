@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from skinkeras.data.loading import build_table, index_files, read_csv, require_file, require_root
+from skinkeras.data.loading import build_table, lookup, index_files, read_csv, require_file, require_root
 from skinkeras.data.registry import register_dataset
 from skinkeras.data.table import SampleTable
 
@@ -48,8 +48,8 @@ def load_ham10000(root, metadata_csv: str = METADATA_CSV) -> SampleTable:
     frame = read_csv(csv_path, required=("lesion_id", "image_id", "dx"))
     files = index_files(root)
     ids = frame["image_id"]
-    image_paths = ids.map(files).fillna("")
-    mask_paths = (ids + MASK_SUFFIX).map(files).fillna("")
+    image_paths = lookup(ids, files)
+    mask_paths = lookup(ids + MASK_SUFFIX, files)
     raw = pd.DataFrame(
         {
             "image_id": ids,

@@ -60,15 +60,24 @@ def _decode(data: bytes, path) -> np.ndarray:
     return array
 
 
-def _describe(array: np.ndarray) -> str:
+# PNG colour types (IHDR byte 25); OpenCV expands grayscale+alpha and palettes, so read the header.
+_PNG_COLOUR_TYPES = {0: "grayscale", 2: "RGB", 3: "palette", 4: "grayscale+alpha", 6: "RGBA"}
+
+
+def _describe(array: np.ndarray, data: bytes = b"") -> str:
     """'' for 8-bit RGB, else what the stored image is (grayscale, RGBA, 16-bit, ...)."""
     channels = 1 if array.ndim == 2 else array.shape[2]
     names = {1: "grayscale", 2: "grayscale+alpha", 3: "RGB", 4: "RGBA"}
+    kind = names.get(channels, f"{channels}-channel")
+    bits = array.dtype.itemsize * 8
+    if data.startswith(_PNG_SIGNATURE) and len(data) > 25:
+        kind = _PNG_COLOUR_TYPES.get(data[25], kind)
+        bits = data[24] if data[25] != 3 else 8
     parts = []
-    if array.dtype != np.uint8:
-        parts.append(f"{array.dtype.itemsize * 8}-bit")
-    if channels != 3:
-        parts.append(names.get(channels, f"{channels}-channel"))
+    if bits != 8:
+        parts.append(f"{bits}-bit")
+    if kind != "RGB":
+        parts.append(kind)
     if not parts:
         return ""
     return " ".join(parts) + " converted to 8-bit RGB"
@@ -122,7 +131,7 @@ def inspect_image(path) -> tuple[int, int, str]:
     except OSError as error:
         raise ValueError(error.strerror or str(error)) from None
     array = _decode(data, path)
-    return int(array.shape[1]), int(array.shape[0]), _describe(array)
+    return int(array.shape[1]), int(array.shape[0]), _describe(array, data[:32])
 
 
 def header_size(path) -> tuple[int, int] | None:

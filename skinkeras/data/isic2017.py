@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from skinkeras.data.images import IMAGE_SUFFIXES
-from skinkeras.data.loading import build_table, read_csv, require_root
+from skinkeras.data.loading import build_table, lookup, read_csv, require_root
 from skinkeras.data.registry import register_dataset
 from skinkeras.data.table import SampleTable
 from skinkeras.errors import DataError
@@ -128,14 +128,14 @@ def load_isic2017(root, splits: Iterable[str] | str | None = None) -> SampleTabl
             pd.DataFrame(
                 {
                     "image_id": ids,
-                    "image_path": ids.map(images).fillna(""),
+                    "image_path": lookup(ids, images),
                     "expected_image": ids.map(lambda i: str(images_dir / f"{i}.jpg")),
                     "label": _labels(truth),
                     "lesion_id": ids,
-                    "age": ids.map(meta["age_approximate"]).fillna("") if "age_approximate" in meta else "",
-                    "sex": ids.map(meta["sex"]).fillna("") if "sex" in meta else "",
+                    "age": lookup(ids, meta["age_approximate"].to_dict()) if "age_approximate" in meta else "",
+                    "sex": lookup(ids, meta["sex"].to_dict()) if "sex" in meta else "",
                     "site": "",
-                    "mask_path": (ids + "_segmentation").map(masks).fillna(""),
+                    "mask_path": lookup(ids + "_segmentation", masks),
                     "split": split,
                 }
             )

@@ -107,6 +107,11 @@ def index_files(root: Path, suffixes: Iterable[str] = IMAGE_SUFFIXES) -> dict[st
     return found
 
 
+def lookup(keys: pd.Series, mapping: dict[str, str]) -> pd.Series:
+    """mapping[key] for each key, "" when absent (as text even when nothing matches)."""
+    return pd.Series([mapping.get(k, "") for k in keys], index=keys.index, dtype=object)
+
+
 def normalise_sex(values: pd.Series) -> pd.Series:
     """female / male / unknown, whatever the spelling or case."""
     lowered = values.fillna("").astype(str).str.strip().str.lower()
