@@ -5,8 +5,10 @@ Dirichlet-like softmax whose true-class logit is raised, so the metrics sit in a
 Ours resamples by case counts (`skinkeras.evaluation.batched`, AUC from scores sorted once);
 scipy gets the fastest statistic we have for it: the same vectorised NumPy metric on gathered
 resamples (mid-rank AUC per resample), with `batch` set so both bound their memory alike.
-Both use 10,000 resamples but different random draws, so the interval ends differ by Monte-Carlo
-noise; the acceptance bound is 0.005.
+With the same seed (the default) both draw the same resamples (scipy 1.17 draws
+`rng.integers(0, n, (batch, n))` in order, as we do), so the interval ends agree to rounding and
+the timing compares like with like; `--scipy-seed` gives scipy other draws, and the difference is
+then Monte-Carlo noise (the acceptance bound is 0.005).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--classes", type=int, default=7, help="number of classes; default 7")
     parser.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples")
     parser.add_argument("--seed", type=int, default=0, help="seed of data and resampling")
+    parser.add_argument("--scipy-seed", type=int, default=None,
+                        help="seed for scipy's resamples; default: the same as --seed")
     parser.add_argument("--scipy-batch", type=int, default=1000,
                         help="scipy.stats.bootstrap batch (resamples per call); default 1000")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -38,7 +42,8 @@ def synthetic_predictions(n: int, num_classes: int, seed: int = 0):
     return y_true, y_prob / y_prob.sum(axis=1, keepdims=True)
 
 
-def measure(n=1000, num_classes=7, n_resamples=10_000, seed=0, scipy_batch=1000) -> dict:
+def measure(n=1000, num_classes=7, n_resamples=10_000, seed=0, scipy_batch=1000,
+            scipy_seed=None) -> dict:
     import numpy as np
     import scipy.stats
 
@@ -58,7 +63,10 @@ def measure(n=1000, num_classes=7, n_resamples=10_000, seed=0, scipy_batch=1000)
         "balanced_accuracy": (batched.balanced_accuracy_weighted, batched.balanced_accuracy_batched),
         "macro_auc": (batched.MacroAUCWeighted(), batched.macro_auc_batched),
     }
-    results = {"n": n, "classes": num_classes, "resamples": n_resamples, "metrics": {}}
+    results = {
+        "n": n, "classes": num_classes, "resamples": n_resamples, "seed": seed,
+        "scipy_seed": seed if scipy_seed is None else scipy_seed, "metrics": {},
+    }
     for name, (ours_statistic, gathered_statistic) in metrics.items():
         start = time.perf_counter()
         ours = bootstrap_ci(ours_statistic, y_true, y_prob, n_resamples=n_resamples, seed=seed)
@@ -66,7 +74,8 @@ def measure(n=1000, num_classes=7, n_resamples=10_000, seed=0, scipy_batch=1000)
         start = time.perf_counter()
         reference = scipy.stats.bootstrap(
             (y_true, *columns), scipy_statistic(gathered_statistic), n_resamples=n_resamples,
-            paired=True, vectorized=True, method="BCa", batch=scipy_batch, rng=seed + 1,
+            paired=True, vectorized=True, method="BCa", batch=scipy_batch,
+            rng=seed if scipy_seed is None else scipy_seed,
         )
         scipy_s = time.perf_counter() - start
         ref = reference.confidence_interval
@@ -83,12 +92,13 @@ def measure(n=1000, num_classes=7, n_resamples=10_000, seed=0, scipy_batch=1000)
 
 
 def run(args) -> int:
-    results = measure(args.n, args.classes, args.resamples, args.seed, args.scipy_batch)
+    results = measure(args.n, args.classes, args.resamples, args.seed, args.scipy_batch,
+                      args.scipy_seed)
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
     print(f"BCa bootstrap, {results['n']} predictions x {results['resamples']} resamples, "
-          f"{results['classes']} classes")
+          f"{results['classes']} classes, seed {results['seed']} (scipy: {results['scipy_seed']})")
     print(f"{'metric':<18} {'estimate':>8} {'ours CI':>17} {'scipy CI':>17} {'max|diff|':>9} "
           f"{'ours s':>7} {'scipy s':>8} {'speedup':>7}")
     for name, row in results["metrics"].items():
