@@ -37,8 +37,11 @@ DEFAULT_FRACTIONS = {"train": 0.7, "val": 0.1, "test": 0.2}
 
 
 def _split_sizes(n: int, fractions: dict[str, float]) -> dict[str, int]:
+    """Images per split: proportional, at least one each (an empty ground-truth CSV is not a release)."""
     names = list(fractions)
-    sizes = {name: int(np.floor(n * fractions[name])) for name in names}
+    sizes = {name: max(1, int(np.floor(n * fractions[name]))) for name in names}
+    while sum(sizes.values()) > n:
+        sizes[max(sizes, key=sizes.get)] -= 1
     sizes[names[0]] += n - sum(sizes.values())
     return sizes
 
