@@ -40,7 +40,7 @@ def _upsize(image, crop_h, crop_w):
     shape = tf.cast(tf.shape(image)[:2], tf.float32)
     scale = tf.maximum(crop_h / shape[0], crop_w / shape[1])
     new_size = tf.maximum(tf.cast(tf.math.ceil(shape * scale), tf.int32), [crop_h, crop_w])
-    return tf.image.resize(image, new_size, antialias=True)
+    return tf.image.resize(image, new_size)  # upsampling: antialiasing changes nothing
 
 
 def random_crop(image, crop_size, seed):

@@ -1,0 +1,219 @@
+"""Images/s and peak memory of the tf.data pipeline vs a single-process PIL + NumPy loader.
+
+Measures decoded + augmented images per second through `make_classification_dataset` (training
+mode: shuffle, decode, resize, one composed affine warp per image applied per batch, brightness /
+contrast) on a HAM10000 copy, and the same work done by `skinkeras.bench.baseline_loader`.
+Each configuration runs in a fresh subprocess that reports its own RSS high-water mark (VmHWM), so
+peak memory over all images can be compared with that over a smaller number (a streaming pipeline
+should not grow with the dataset). Throughput excludes the first batch (graph tracing, warm-up).
+
+Example:
+    skinkeras bench pipeline --root ../shared/data/ham10000 --image-size 224 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+TARGET_SPEEDUP = 4.0
+TARGET_MEMORY_RATIO = 1.3
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--root", required=True, help="HAM10000 folder (HAM10000_metadata.csv + images)")
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--limit", type=int, default=None, help="images in the full run (default: all)")
+    parser.add_argument(
+        "--small", type=int, default=1000, help="images in the small run that peak memory is compared with"
+    )
+    parser.add_argument("--baseline-limit", type=int, default=1000, help="images through the PIL baseline")
+    parser.add_argument(
+        "--compare-per-image", action="store_true", help="also time augmentation applied per image"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+
+def run(args) -> int:
+    from skinkeras.errors import SkinkerasError
+
+    total = len(load_samples(args.root))
+    full = total if args.limit is None else min(args.limit, total)
+    small = min(args.small, full)
+    common = {"root": str(args.root), "image_size": args.image_size, "batch_size": args.batch_size, "seed": args.seed}
+    runs = {
+        "pipeline_small": _spawn(dict(common, loader="pipeline", limit=small)),
+        "pipeline_full": _spawn(dict(common, loader="pipeline", limit=full)),
+        "baseline": _spawn(dict(common, loader="baseline", limit=min(args.baseline_limit, full))),
+    }
+    if args.compare_per_image:
+        runs["pipeline_per_image_augment"] = _spawn(
+            dict(common, loader="pipeline", limit=small, augment_on="image")
+        )
+    failed = [name for name, result in runs.items() if "error" in result]
+    if failed:
+        raise SkinkerasError(f"benchmark run {failed[0]} failed: {runs[failed[0]]['error']}")
+    speedup = runs["pipeline_full"]["images_per_s"] / runs["baseline"]["images_per_s"]
+    memory_ratio = runs["pipeline_full"]["peak_rss_mb"] / runs["pipeline_small"]["peak_rss_mb"]
+    report = {
+        "settings": dict(
+            common,
+            full_images=full,
+            small_images=small,
+            baseline_images=min(args.baseline_limit, full),
+            cpu_count=os.cpu_count(),
+            usable_cpus=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        ),
+        "runs": runs,
+        "pipeline_images_per_s": runs["pipeline_full"]["images_per_s"],
+        "baseline_images_per_s": runs["baseline"]["images_per_s"],
+        "speedup": speedup,
+        "peak_rss_mb_small": runs["pipeline_small"]["peak_rss_mb"],
+        "peak_rss_mb_full": runs["pipeline_full"]["peak_rss_mb"],
+        "memory_ratio": memory_ratio,
+        "targets": {"speedup": TARGET_SPEEDUP, "memory_ratio": TARGET_MEMORY_RATIO},
+        "meets_targets": {"speedup": speedup >= TARGET_SPEEDUP, "memory_ratio": memory_ratio <= TARGET_MEMORY_RATIO},
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print_table(report)
+    return 0
+
+
+def _print_table(report) -> None:
+    settings = report["settings"]
+    print(f"{'run':<28} {'images':>7} {'images/s':>9} {'peak RSS MB':>12}")
+    for name, result in report["runs"].items():
+        print(f"{name:<28} {result['images']:>7} {result['images_per_s']:>9.1f} {result['peak_rss_mb']:>12.0f}")
+    print(
+        f"speedup pipeline / baseline: {report['speedup']:.2f}x (target >= {TARGET_SPEEDUP}x); "
+        f"peak memory {settings['full_images']} / {settings['small_images']} images: "
+        f"{report['memory_ratio']:.2f}x (target <= {TARGET_MEMORY_RATIO}x)"
+    )
+    print(
+        f"note: {settings['usable_cpus']} usable CPU cores (os.cpu_count() = {settings['cpu_count']}); "
+        f"the pipeline's advantage grows with cores, the baseline uses one"
+    )
+
+
+# ---- children --------------------------------------------------------------------------------------
+def load_samples(root):
+    """The HAM10000 samples frame (image_id, image_path, label_index, ...), in CSV order.
+
+    Uses the dataset registry's HAM10000 loader; reads the CSV directly when that loader is not
+    available (kept small so it can be dropped once the loader is everywhere).
+    """
+    try:
+        from skinkeras.data.registry import load_dataset
+    except ImportError:
+        load_dataset = None
+    if load_dataset is not None:
+        return load_dataset("ham10000", root)
+    return _minimal_ham10000_table(root)
+
+
+def _minimal_ham10000_table(root):
+    from pathlib import Path
+
+    import numpy as np
+    import pandas as pd
+
+    from skinkeras.data.table import SampleTable
+
+    root = Path(root)
+    frame = pd.read_csv(root / "HAM10000_metadata.csv")
+    classes = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
+    samples = pd.DataFrame(
+        {
+            "image_id": frame["image_id"],
+            "image_path": [str(root / "HAM10000_images" / f"{i}.jpg") for i in frame["image_id"]],
+            "label": frame["dx"],
+            "label_index": [classes.index(d) for d in frame["dx"]],
+            "lesion_id": frame["lesion_id"],
+            "age": frame["age"].astype(float),
+            "sex": frame["sex"].fillna("unknown"),
+            "site": frame["localization"].fillna("unknown"),
+            "mask_path": "",
+            "split": "",
+        }
+    )
+    samples["age"] = samples["age"].where(np.isfinite(samples["age"]))
+    return SampleTable("ham10000", root, samples, classes)
+
+
+def _spawn(config: dict) -> dict:
+    command = [sys.executable, "-m", "skinkeras.bench.pipeline", json.dumps(config)]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    process = subprocess.run(command, capture_output=True, text=True, env=env)
+    lines = [line for line in process.stdout.splitlines() if line.startswith("{")]
+    if process.returncode != 0 or not lines:
+        tail = (process.stderr or process.stdout).strip().splitlines()[-3:]
+        return {"error": f"exit {process.returncode}: {' | '.join(tail)}"}
+    return json.loads(lines[-1])
+
+
+def _child(config: dict) -> dict:
+    table = load_samples(config["root"])
+    table = table.subset(table.samples.index[: config["limit"]])
+    if config["loader"] == "pipeline":
+        from skinkeras.data.pipeline import make_classification_dataset
+
+        start = time.perf_counter()
+        dataset = make_classification_dataset(
+            table,
+            image_size=config["image_size"],
+            batch_size=config["batch_size"],
+            training=True,
+            seed=config["seed"],
+            augment_on=config.get("augment_on", "batch"),
+        )
+        setup_s = time.perf_counter() - start
+        batches = (features["image"] for features, _ in dataset)
+    else:
+        from skinkeras.bench.baseline_loader import baseline_batches
+
+        start = time.perf_counter()
+        batches = baseline_batches(
+            table.samples["image_path"].tolist(), config["image_size"], config["batch_size"], config["seed"]
+        )
+        setup_s = time.perf_counter() - start
+    images = 0
+    first_batch = 0
+    timer = None
+    for batch in batches:
+        if timer is None:
+            first_batch = int(batch.shape[0])
+            timer = time.perf_counter()
+        images += int(batch.shape[0])
+    elapsed = time.perf_counter() - timer if timer is not None else 0.0
+    timed = images - first_batch
+    return {
+        "loader": config["loader"],
+        "augment_on": config.get("augment_on", "batch") if config["loader"] == "pipeline" else "image",
+        "images": images,
+        "setup_s": setup_s,
+        "seconds": elapsed,
+        "images_per_s": timed / elapsed if elapsed > 0 and timed > 0 else float("nan"),
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+def _peak_rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+if __name__ == "__main__":
+    print(json.dumps(_child(json.loads(sys.argv[1]))))

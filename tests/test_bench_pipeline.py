@@ -1,0 +1,86 @@
+"""`skinkeras bench pipeline` on a few generated files: JSON keys and positive numbers (no timing asserts)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+cv2 = pytest.importorskip("cv2")
+
+from skinkeras.bench import pipeline as bench  # noqa: E402
+from skinkeras.bench.baseline_loader import baseline_batches  # noqa: E402
+
+
+def _ham_like_root(tmp_path, n=10):
+    images = tmp_path / "HAM10000_images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n):
+        image_id = f"ISIC_{i:07d}"
+        cv2.imwrite(str(images / f"{image_id}.jpg"), rng.integers(0, 255, (15, 20, 3), dtype=np.uint8))
+        rows.append(
+            {
+                "lesion_id": f"HAM_{i:07d}",
+                "image_id": image_id,
+                "dx": ("nv", "mel", "bkl")[i % 3],
+                "dx_type": "histo",
+                "age": 40.0 + i,
+                "sex": "male",
+                "localization": "back",
+            }
+        )
+    pd.DataFrame(rows).to_csv(tmp_path / "HAM10000_metadata.csv", index=False)
+    return tmp_path
+
+
+def test_baseline_loader_shapes_and_range(tmp_path):
+    root = _ham_like_root(tmp_path, n=5)
+    paths = sorted(str(p) for p in (root / "HAM10000_images").glob("*.jpg"))
+    batches = list(baseline_batches(paths, image_size=16, batch_size=2))
+    assert [b.shape for b in batches] == [(2, 16, 16, 3), (2, 16, 16, 3), (1, 16, 16, 3)]
+    stacked = np.concatenate(batches)
+    assert stacked.dtype == np.float32 and stacked.min() >= 0 and stacked.max() <= 255
+
+
+def test_minimal_table_matches_registry_loader(tmp_path):
+    root = _ham_like_root(tmp_path, n=4)
+    minimal = bench._minimal_ham10000_table(root)
+    loaded = bench.load_samples(root)
+    assert len(minimal) == len(loaded) == 4
+    assert minimal.class_names == loaded.class_names
+    assert sorted(minimal.samples["image_path"]) == sorted(loaded.samples["image_path"])
+
+
+def test_bench_pipeline_json(tmp_path, capsys):
+    root = _ham_like_root(tmp_path, n=10)
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(
+        ["--root", str(root), "--image-size", "16", "--batch-size", "2", "--limit", "8", "--small", "4",
+         "--baseline-limit", "6", "--json"]
+    )
+    assert bench.run(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    for key in ("pipeline_images_per_s", "baseline_images_per_s", "speedup", "peak_rss_mb_small",
+                "peak_rss_mb_full", "memory_ratio", "settings", "runs", "targets", "meets_targets"):
+        assert key in report
+    for key in ("pipeline_images_per_s", "baseline_images_per_s", "speedup", "peak_rss_mb_small",
+                "peak_rss_mb_full", "memory_ratio"):
+        assert report[key] > 0
+    assert report["runs"]["pipeline_full"]["images"] == 8  # training drops no full batch of 2
+    assert report["runs"]["pipeline_small"]["images"] == 4
+    assert report["runs"]["baseline"]["images"] == 6
+    assert report["settings"]["image_size"] == 16 and report["settings"]["cpu_count"] >= 1
+
+
+def test_bench_is_registered_in_cli():
+    from skinkeras.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["bench", "pipeline", "--root", "x", "--json"])
+    assert args.func is bench.run and args.json
