@@ -46,8 +46,8 @@ def load_folder(root, csv: str = DEFAULT_CSV, class_names: Sequence[str] | str |
     files = None  # indexed only when some row names an id rather than a path
 
     def resolve(value: str) -> tuple[str, str, str]:
-        nonlocal files
         """(image_id, absolute path or "", what was looked for)"""
+        nonlocal files
         if not value:
             return "", "", "(empty 'image' cell)"
         candidate = root / value

@@ -64,7 +64,7 @@ def read_csv(path: Path, required: Sequence[str] = ()) -> pd.DataFrame:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise DataError(f"cannot read CSV {path}: {str(error).splitlines()[0]}") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
+    frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]  # Excel writes a BOM
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise DataError(f"CSV {path} lacks column(s) {missing}; found {list(frame.columns)}")
@@ -85,8 +85,13 @@ def index_files(root: Path, suffixes: Iterable[str] = IMAGE_SUFFIXES) -> dict[st
     suffixes = tuple(s.lower() for s in suffixes)
     found: dict[str, str] = {}
     stack = [str(root)]
+    visited: set[str] = set()  # real paths: a symlink loop must not make the walk endless
     while stack:
         folder = stack.pop()
+        real = os.path.realpath(folder)
+        if real in visited:
+            continue
+        visited.add(real)
         try:
             with os.scandir(folder) as entries:
                 items = sorted(entries, key=lambda e: e.name)
