@@ -29,7 +29,7 @@ def baseline_batches(paths, image_size: int, batch_size: int, seed: int = 0, aug
             image = image.convert("RGB").resize((image_size, image_size), Image.BILINEAR)
         if augment:
             image = _random_affine(image, rng)
-        array = np.asarray(image, dtype=np.float32)
+        array = np.array(image, dtype=np.float32)  # a writable copy
         if augment:
             array = _random_brightness_contrast(array, rng)
         batch.append(array)
@@ -60,7 +60,10 @@ def _random_affine(image, rng):
 
 
 def _random_brightness_contrast(array, rng):
+    # In place: (x - mean) * factor + mean + offset, without temporaries.
     factor = rng.uniform(0.8, 1.2)
     mean = array.mean(axis=(0, 1), keepdims=True)
-    array = (array - mean) * factor + mean + rng.uniform(-0.1, 0.1) * 255.0
-    return np.clip(array, 0.0, 255.0)
+    array -= mean
+    array *= factor
+    array += mean + rng.uniform(-0.1, 0.1) * 255.0
+    return np.clip(array, 0.0, 255.0, out=array)

@@ -7,9 +7,9 @@ horizontal and vertical flips (the soft-attention reference's ImageDataGenerator
 Rotation, shift, zoom and flips are composed into a single projective transform per image and
 applied once with `tf.raw_ops.ImageProjectiveTransformV3` (bilinear for images, nearest neighbour
 for masks, so masks stay binary). Applying the four geometric steps one after another would
-interpolate four times and blur. The op is applied to a whole batch at a time (after
-`Dataset.batch`): one kernel launch for 32 images is much cheaper than 32 (see `skinkeras bench
-pipeline --augment-on image`).
+interpolate four times and blur. `augment_batch` takes a batch; the pipeline calls it per image
+(a batch of one) or per batch, whichever measures faster (see skinkeras.data.pipeline: per image
+on a 2-core CPU; `skinkeras bench pipeline` times both).
 
 Fill mode: "reflect" by default. Dermoscopic images are mostly skin up to their borders; a constant
 (black) fill would paint artificial dark corners that look like a dermatoscope's vignette, which
