@@ -1,4 +1,4 @@
-"""BCa bootstrap of balanced accuracy and macro AUC: our vectorised version vs scipy.stats.bootstrap.
+"""BCa bootstrap (balanced accuracy, macro AUC): our vectorised version vs scipy.stats.bootstrap.
 
 Synthetic predictions (default 1,000 cases, 7 classes, 10,000 resamples, as in the issue): a
 Dirichlet-like softmax whose true-class logit is raised, so the metrics sit in a realistic range.

@@ -233,7 +233,7 @@ def bootstrap_ci(
         >>> import numpy as np
         >>> x = np.random.default_rng(0).normal(size=200)
         >>> ci = bootstrap_ci(lambda a: a.mean(axis=-1), x, n_resamples=2000, seed=0)
-        >>> ci.low < x.mean() < ci.high
+        >>> bool(ci.low < x.mean() < ci.high)
         True
     """
     if not 0.0 < confidence < 1.0:
