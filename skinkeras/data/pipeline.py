@@ -44,7 +44,7 @@ import logging
 
 from skinkeras.data.metadata import DEFAULT_MISSING_RATE, MetadataEncoding, random_missing
 from skinkeras.data.table import SampleTable
-from skinkeras.preprocessing.augment import AugmentConfig, augment_batch
+from skinkeras.preprocessing.augment import AugmentConfig, apply_augment_params, augment_batch
 from skinkeras.preprocessing.crops import (
     _pair,
     center_square_crop,
@@ -180,9 +180,10 @@ def make_classification_dataset(
             label = tf.one_hot(label, num_classes, dtype=tf.float32)
         return features, label
 
-    def augment_one(element, image_seed):
-        # augment_on="image": the same op on a batch of one.
-        image = augment_batch(element["image"][None], image_seed, config=augment_config)[0]
+    def augment_one(element, params):
+        # augment_on="image": parameters drawn 64 at a time (_augment_params), applied to a batch of one.
+        params = {key: value[None] for key, value in params.items()}
+        image = apply_augment_params(element["image"][None], params, config=augment_config)[0]
         return dict(element, image=image)
 
     per_class = [samples[samples["label_index"] == k] for k in range(num_classes)] if (
@@ -211,7 +212,7 @@ def make_classification_dataset(
     dataset = tf.data.Dataset.zip(dataset, _seed_pairs(seed + 1000))
     dataset = dataset.map(crop_one, num_parallel_calls=num_parallel_calls)
     if training and augment and augment_on == "image":
-        dataset = tf.data.Dataset.zip(dataset, _seed_pairs(seed + 3000))
+        dataset = tf.data.Dataset.zip(dataset, _augment_params(seed + 3000, height, width, augment_config))
         dataset = dataset.map(augment_one, num_parallel_calls=num_parallel_calls)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     dataset = tf.data.Dataset.zip(dataset, _seed_pairs(seed + 2000))
@@ -447,6 +448,17 @@ def _seed_pairs(seed):
     import tensorflow as tf
 
     return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+
+def _augment_params(seed, height, width, config, chunk=64):
+    """An endless stream of per-image augmentation parameters, generated `chunk` at a time."""
+    from skinkeras.preprocessing.augment import random_augment_params
+
+    return (
+        _seed_pairs(seed)
+        .map(lambda pair: random_augment_params(chunk, height, width, pair, config))
+        .unbatch()
+    )
 
 
 def _ids(frame, limit=20):

@@ -154,20 +154,62 @@ def apply_transforms(images, transforms, interpolation: str = "bilinear", fill_m
     )
 
 
+def random_augment_params(batch_size, height, width, seed, config: AugmentConfig = AugmentConfig()):
+    """Random parameters of `batch_size` augmentations, drawn statelessly from an `int32[2]` seed.
+
+    Returns a dict of `"transform"` (`float32[B, 8]`, inverse maps), `"contrast"` (`float32[B]`,
+    factors) and `"brightness"` (`float32[B]`, offsets in 0..255 units). Drawing many at once and
+    applying them image by image (`apply_augment_params`) keeps the per-image graph to a few ops.
+    """
+    import tensorflow as tf
+
+    seed = tf.convert_to_tensor(seed)
+    geometry_seed, contrast_seed, brightness_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+    shape = tf.reshape(batch_size, [1])
+    if config.has_geometry:
+        transform = random_affine_transforms(batch_size, height, width, geometry_seed, config)
+    else:
+        transform = tf.tile(tf.constant([[1.0, 0, 0, 0, 1.0, 0, 0, 0]]), tf.stack([batch_size, 1]))
+    contrast = tf.random.stateless_uniform(shape, contrast_seed, 1.0 - config.contrast, 1.0 + config.contrast)
+    brightness = tf.random.stateless_uniform(shape, brightness_seed, -config.brightness, config.brightness)
+    return {"transform": transform, "contrast": contrast, "brightness": brightness * 255.0}
+
+
+def apply_augment_params(images, params, masks=None, config: AugmentConfig = AugmentConfig()):
+    """Applies `random_augment_params` output to a batch `[B, H, W, 3]` (and masks `[B, H, W, 1]`).
+
+    The photometric step is one multiply-add per pixel: contrast around each image's per-channel
+    mean, then the brightness offset, `x * c + (mean * (1 - c) + b)`, clipped to 0..255.
+    """
+    import tensorflow as tf
+
+    images = tf.cast(images, tf.float32)
+    if config.has_geometry:
+        images = apply_transforms(images, params["transform"], "bilinear", config.fill_mode)
+        if masks is not None:
+            masks = apply_transforms(tf.cast(masks, tf.float32), params["transform"], "nearest", config.fill_mode)
+    if config.contrast or config.brightness:
+        factor = params["contrast"][:, None, None, None]
+        offset = params["brightness"][:, None, None, None]
+        if config.contrast:
+            offset = offset + tf.reduce_mean(images, axis=[1, 2], keepdims=True) * (1.0 - factor)
+        images = tf.clip_by_value(images * factor + offset, 0.0, 255.0)
+    if masks is None:
+        return images
+    return images, masks
+
+
 def random_brightness_contrast(images, seed, brightness: float = 0.1, contrast: float = 0.2):
     """Random brightness offset and contrast factor per image of a batch `[B, H, W, C]` (0..255)."""
     import tensorflow as tf
 
-    images = tf.cast(images, tf.float32)
-    seeds = tf.random.experimental.stateless_split(seed, 2)
-    shape = tf.stack([tf.shape(images)[0], 1, 1, 1])
-    if contrast:
-        factor = tf.random.stateless_uniform(shape, seeds[0], 1.0 - contrast, 1.0 + contrast)
-        mean = tf.reduce_mean(images, axis=[1, 2], keepdims=True)
-        images = (images - mean) * factor + mean
-    if brightness:
-        images = images + tf.random.stateless_uniform(shape, seeds[1], -brightness, brightness) * 255.0
-    return tf.clip_by_value(images, 0.0, 255.0)
+    config = AugmentConfig(
+        rotation_degrees=0, shift_fraction=0, zoom_fraction=0, horizontal_flip=False, vertical_flip=False,
+        brightness=brightness, contrast=contrast,
+    )
+    shape = tf.shape(images)
+    params = random_augment_params(shape[0], shape[1], shape[2], seed, config)
+    return apply_augment_params(images, params, config=config)
 
 
 def augment_batch(images, seed, masks=None, config: AugmentConfig = AugmentConfig()):
@@ -181,16 +223,6 @@ def augment_batch(images, seed, masks=None, config: AugmentConfig = AugmentConfi
     """
     import tensorflow as tf
 
-    seed = tf.convert_to_tensor(seed)
-    geometry_seed, photometric_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    images = tf.cast(images, tf.float32)
-    if config.has_geometry:
-        shape = tf.shape(images)
-        transforms = random_affine_transforms(shape[0], shape[1], shape[2], geometry_seed, config)
-        images = apply_transforms(images, transforms, "bilinear", config.fill_mode)
-        if masks is not None:
-            masks = apply_transforms(tf.cast(masks, tf.float32), transforms, "nearest", config.fill_mode)
-    images = random_brightness_contrast(images, photometric_seed, config.brightness, config.contrast)
-    if masks is None:
-        return images
-    return images, masks
+    shape = tf.shape(images)
+    params = random_augment_params(shape[0], shape[1], shape[2], seed, config)
+    return apply_augment_params(images, params, masks=masks, config=config)
