@@ -33,7 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--small", type=int, default=1000, help="images in the small run that peak memory is compared with"
     )
-    parser.add_argument("--baseline-limit", type=int, default=1000, help="images through the PIL baseline")
+    parser.add_argument(
+        "--baseline-limit", type=int, default=None, help="images through the PIL baseline (default: as the full run)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
@@ -44,11 +46,12 @@ def run(args) -> int:
     total = len(load_samples(args.root))
     full = total if args.limit is None else min(args.limit, total)
     small = min(args.small, full)
+    baseline = full if args.baseline_limit is None else min(args.baseline_limit, full)
     common = {"root": str(args.root), "image_size": args.image_size, "batch_size": args.batch_size, "seed": args.seed}
     runs = {
         "pipeline_small": _spawn(dict(common, loader="pipeline", limit=small)),
         "pipeline_full": _spawn(dict(common, loader="pipeline", limit=full)),
-        "baseline": _spawn(dict(common, loader="baseline", limit=min(args.baseline_limit, full))),
+        "baseline": _spawn(dict(common, loader="baseline", limit=baseline)),
     }
     # The pipeline's default augments per image; time the per-batch alternative as well.
     runs["pipeline_small_augment_per_batch"] = _spawn(
@@ -64,7 +67,7 @@ def run(args) -> int:
             common,
             full_images=full,
             small_images=small,
-            baseline_images=min(args.baseline_limit, full),
+            baseline_images=baseline,
             cpu_count=os.cpu_count(),
             usable_cpus=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         ),
