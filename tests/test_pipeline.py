@@ -129,7 +129,8 @@ def test_balanced_sampling_evens_classes(tmp_path):
         table, image_size=8, batch_size=6, training=True, balanced_sampling=True, augment=False,
         label_mode="index", seed=2,
     )
-    labels = np.concatenate([np.concatenate([lab.numpy() for _, lab in ds]) for _ in range(40)])
+    assert sum(int(lab.shape[0]) for _, lab in ds) == 12  # an epoch is len(table) samples
+    labels = np.concatenate([lab.numpy() for _, lab in ds.repeat(40)])
     assert len(labels) == 40 * 12
     shares = np.bincount(labels, minlength=3) / len(labels)
     np.testing.assert_allclose(shares, 1 / 3, atol=0.05)
@@ -209,3 +210,42 @@ def test_argument_errors(tmp_path):
         make_classification_dataset(table, image_size=8, batch_size=2, training=True, crop="zoom")
     with pytest.raises(ValueError, match="batch_size"):
         make_classification_dataset(table, image_size=8, batch_size=0, training=True)
+
+
+@pytest.mark.real_data
+def test_real_ham10000_classification_and_segmentation(ham10000_root):
+    from skinkeras.data.registry import load_dataset
+
+    table = load_dataset("ham10000", ham10000_root)
+    table = table.subset(table.samples.index[:64])
+    enc = MetadataEncoding.fit(table.samples)
+    ds = make_classification_dataset(
+        table, image_size=64, batch_size=16, training=True, metadata=enc, crop="mask", color_constancy=True,
+        remove_dark_borders=True,
+    )
+    batches = list(ds)
+    assert len(batches) == 4
+    features, label = batches[0]
+    assert features["image"].shape == (16, 64, 64, 3) and features["metadata"].shape == (16, 20)
+    assert label.shape == (16, 7)
+    seg = list(make_segmentation_dataset(table, image_size=64, batch_size=16, training=True))
+    assert len(seg) == 4
+    coverage = np.mean([b["mask"].numpy().mean() for b in seg])
+    assert 0.02 < coverage < 0.98  # real lesions: neither empty nor the whole image
+
+
+def test_file_cache_and_balanced_with_cache(tmp_path):
+    table = _write_table(tmp_path, n=6)
+    cache_prefix = tmp_path / "cache" / "train"
+    cache_prefix.parent.mkdir()
+    ds = make_classification_dataset(
+        table, image_size=8, batch_size=2, training=True, cache=str(cache_prefix), label_mode="index"
+    )
+    first = sorted(np.concatenate([lab.numpy() for _, lab in ds]).tolist())
+    second = sorted(np.concatenate([lab.numpy() for _, lab in ds]).tolist())
+    assert first == second == sorted(table.samples["label_index"].tolist())
+    assert any(p.name.startswith("train") for p in cache_prefix.parent.iterdir())
+    balanced = make_classification_dataset(
+        table, image_size=8, batch_size=2, training=True, cache="memory", balanced_sampling=True
+    )
+    assert sum(int(lab.shape[0]) for _, lab in balanced) == 6

@@ -23,16 +23,15 @@ Stages (training):
    encoding, labels;
 6. prefetch.
 
-Per image or per batch? The warp can run once per batch (`augment_on="batch"`, one
-`ImageProjectiveTransformV3` call for 32 images) or once per image (`augment_on="image"`). On the
-2-core CPU machine this was built on, per image measured faster (HAM10000, 224 px, batch 32,
-1,024 images, two alternating rounds: per image 504 and 639 images/s, per batch 438 and 457):
-tf.data spreads the small per-image ops over its thread pool and overlaps them with decoding,
-while a 19 MB batch warp waits for the whole batch and leaves the cache. tf.data runs on the CPU
-whatever the accelerator, so this holds with a GPU too; `skinkeras bench pipeline` reports both.
-
-All randomness is stateless and derived from `seed` through `tf.data.Dataset.random(...,
-rerandomize_each_iteration=True)`: the same seed reproduces a run, and every epoch differs.
+Per image or per batch? The warp can run once per image (`augment_on="image"`, default; the
+random parameters are still drawn 64 at a time so the per-image graph stays a few ops) or once per
+batch (`augment_on="batch"`, one `ImageProjectiveTransformV3` call for 32 images). On the 2-core
+CPU machine this was built on, per image measured faster: `skinkeras bench pipeline --root
+../shared/data/ham10000` (224 px, batch 32, 1,000 images) gave 885 vs 449 images/s, and an
+alternating A/B run in one process 567-653 vs 327-366. tf.data spreads the small per-image warps
+over its thread pool and overlaps them with decoding, while a 19 MB batch warp waits for the whole
+batch and leaves the CPU cache. tf.data runs on the CPU whatever the accelerator, so this should
+hold with a GPU too; the benchmark reports both.
 
 Class-balanced sampling draws from one repeated, shuffled dataset per class with equal weights
 (`tf.data.Dataset.sample_from_datasets`); an epoch is then `len(table)` samples.
