@@ -34,7 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--small", type=int, default=1000, help="images in the small run that peak memory is compared with"
     )
     parser.add_argument(
-        "--baseline-limit", type=int, default=None, help="images through the PIL baseline (default: as the full run)"
+        "--baseline-limit",
+        type=int,
+        default=None,
+        help="images through the PIL baseline (default: as many as the full run)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -47,7 +50,12 @@ def run(args) -> int:
     full = total if args.limit is None else min(args.limit, total)
     small = min(args.small, full)
     baseline = full if args.baseline_limit is None else min(args.baseline_limit, full)
-    common = {"root": str(args.root), "image_size": args.image_size, "batch_size": args.batch_size, "seed": args.seed}
+    common = {
+        "root": str(args.root),
+        "image_size": args.image_size,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+    }
     runs = {
         "pipeline_small": _spawn(dict(common, loader="pipeline", limit=small)),
         "pipeline_full": _spawn(dict(common, loader="pipeline", limit=full)),
@@ -79,7 +87,10 @@ def run(args) -> int:
         "peak_rss_mb_full": runs["pipeline_full"]["peak_rss_mb"],
         "memory_ratio": memory_ratio,
         "targets": {"speedup": TARGET_SPEEDUP, "memory_ratio": TARGET_MEMORY_RATIO},
-        "meets_targets": {"speedup": speedup >= TARGET_SPEEDUP, "memory_ratio": memory_ratio <= TARGET_MEMORY_RATIO},
+        "meets_targets": {
+            "speedup": speedup >= TARGET_SPEEDUP,
+            "memory_ratio": memory_ratio <= TARGET_MEMORY_RATIO,
+        },
     }
     if args.json:
         print(json.dumps(report, indent=2))
@@ -90,9 +101,11 @@ def run(args) -> int:
 
 def _print_table(report) -> None:
     settings = report["settings"]
-    print(f"{'run':<28} {'images':>7} {'images/s':>9} {'peak RSS MB':>12}")
+    print(f"{'run':<34} {'images':>7} {'images/s':>9} {'peak RSS MB':>12}")
     for name, result in report["runs"].items():
-        print(f"{name:<28} {result['images']:>7} {result['images_per_s']:>9.1f} {result['peak_rss_mb']:>12.0f}")
+        print(
+            f"{name:<34} {result['images']:>7} {result['images_per_s']:>9.1f} {result['peak_rss_mb']:>12.0f}"
+        )
     print(
         f"speedup pipeline / baseline: {report['speedup']:.2f}x (target >= {TARGET_SPEEDUP}x); "
         f"peak memory {settings['full_images']} / {settings['small_images']} images: "

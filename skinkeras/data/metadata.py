@@ -105,7 +105,11 @@ class MetadataEncoding:
 
     @classmethod
     def from_config(cls, config: dict) -> "MetadataEncoding":
-        return cls(age_mean=float(config["age_mean"]), age_std=float(config["age_std"]), sites=tuple(config["sites"]))
+        return cls(
+            age_mean=float(config["age_mean"]),
+            age_std=float(config["age_std"]),
+            sites=tuple(config["sites"]),
+        )
 
     # ---- TensorFlow ----------------------------------------------------------------------------
     def encode(self, age, sex, site):

@@ -428,8 +428,6 @@ def _records(samples):
 
 
 def _load_stage(dataset, load, num_parallel_calls):
-    import tensorflow as tf
-
     # Safety net: a file that breaks after the pre-check is skipped with a logged warning instead
     # of ending the epoch.
     return dataset.map(load, num_parallel_calls=num_parallel_calls).ignore_errors(log_warning=True)

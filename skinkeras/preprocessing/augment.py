@@ -164,7 +164,8 @@ def random_augment_params(batch_size, height, width, seed, config: AugmentConfig
     import tensorflow as tf
 
     seed = tf.convert_to_tensor(seed)
-    geometry_seed, contrast_seed, brightness_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+    seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+    geometry_seed, contrast_seed, brightness_seed = seeds
     shape = tf.reshape(batch_size, [1])
     if config.has_geometry:
         transform = random_affine_transforms(batch_size, height, width, geometry_seed, config)
@@ -187,7 +188,8 @@ def apply_augment_params(images, params, masks=None, config: AugmentConfig = Aug
     if config.has_geometry:
         images = apply_transforms(images, params["transform"], "bilinear", config.fill_mode)
         if masks is not None:
-            masks = apply_transforms(tf.cast(masks, tf.float32), params["transform"], "nearest", config.fill_mode)
+            masks = tf.cast(masks, tf.float32)
+            masks = apply_transforms(masks, params["transform"], "nearest", config.fill_mode)
     if config.contrast or config.brightness:
         factor = params["contrast"][:, None, None, None]
         offset = params["brightness"][:, None, None, None]

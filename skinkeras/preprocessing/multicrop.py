@@ -14,7 +14,7 @@ equals the crop's larger side.
 
 from __future__ import annotations
 
-from skinkeras.preprocessing.crops import _pair, resize_shorter_side
+from skinkeras.preprocessing.crops import _pair
 
 PAPER_000_GRID = (6, 6)
 
