@@ -39,6 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="images through the PIL baseline (default: as many as the full run)",
     )
+    parser.add_argument(
+        "--baseline-backend",
+        choices=("pil", "scipy"),
+        default="pil",
+        help="baseline warp: PIL (default, faster) or scipy.ndimage as Keras' ImageDataGenerator",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
@@ -59,7 +65,7 @@ def run(args) -> int:
     runs = {
         "pipeline_small": _spawn(dict(common, loader="pipeline", limit=small)),
         "pipeline_full": _spawn(dict(common, loader="pipeline", limit=full)),
-        "baseline": _spawn(dict(common, loader="baseline", limit=baseline)),
+        "baseline": _spawn(dict(common, loader="baseline", limit=baseline, backend=args.baseline_backend)),
     }
     # The pipeline's default augments per image; time the per-batch alternative as well.
     runs["pipeline_small_augment_per_batch"] = _spawn(
@@ -76,6 +82,7 @@ def run(args) -> int:
             full_images=full,
             small_images=small,
             baseline_images=baseline,
+            baseline_backend=args.baseline_backend,
             cpu_count=os.cpu_count(),
             usable_cpus=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         ),
@@ -195,7 +202,11 @@ def _child(config: dict) -> dict:
 
         start = time.perf_counter()
         batches = baseline_batches(
-            table.samples["image_path"].tolist(), config["image_size"], config["batch_size"], config["seed"]
+            table.samples["image_path"].tolist(),
+            config["image_size"],
+            config["batch_size"],
+            config["seed"],
+            backend=config.get("backend", "pil"),
         )
         setup_s = time.perf_counter() - start
     images = 0
