@@ -6,9 +6,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DATA ?=
-RUN_DIR ?= runs/ham10000
+RUN_DIR ?=
 SYNTH_DIR ?= runs/synthetic_ham10000
 SYNTH_N ?= 600
+SET ?=
 PYTEST_ARGS ?=
 
 .PHONY: install test test-slow test-all train-ham10000 clean
@@ -33,7 +34,7 @@ test-all: $(STAMP)
 
 train-ham10000: $(STAMP)
 	@$(BIN)/python apps/train_ham10000.py --data "$(DATA)" --out "$(RUN_DIR)" \
-		--synthetic-dir "$(SYNTH_DIR)" --synthetic-n $(SYNTH_N)
+		--synthetic-dir "$(SYNTH_DIR)" --synthetic-n $(SYNTH_N) $(foreach s,$(SET),--set $(s))
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

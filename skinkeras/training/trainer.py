@@ -270,18 +270,17 @@ def train(config: ExperimentConfig, run_dir, *, resume: bool = False, verbose="a
     started = time.monotonic()
     images_seen = 0
     for epoch in range(start_epoch, t.epochs):
-        if any(getattr(c, "state", {}).get("stopped") or getattr(c, "state", {}).get("stopped_epoch")
-               for c in stateful.values()):
+        if _stop_requested(stateful):
             break
         train_ds = make_dataset(config, data, "train", training=True, epoch=epoch)
+        _reseed_model(model, t.seed, epoch)
         if t.steps_per_epoch:
             train_ds = train_ds.repeat()
-        model.fit(train_ds, validation_data=val, epochs=epoch + 1, initial_epoch=epoch,
+        # One fit call per epoch (on that epoch's dataset); epochs=t.epochs keeps "Epoch 3/30" right.
+        model.fit(train_ds, validation_data=val, epochs=t.epochs, initial_epoch=epoch,
                   steps_per_epoch=steps, validation_steps=val_steps, shuffle=False,
-                  callbacks=callbacks, verbose=verbose)
+                  callbacks=callbacks + [_end_after_one_epoch_callback()], verbose=verbose)
         images_seen += steps * config.data.batch_size
-        if model.stop_training:
-            break
     elapsed = time.monotonic() - started
     final = cb.load_run_state(run_dir) or {}
     summary = {
@@ -299,6 +298,30 @@ def train(config: ExperimentConfig, run_dir, *, resume: bool = False, verbose="a
     }
     (run_dir / "run.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _reseed_model(model, seed: int, epoch: int) -> None:
+    """Sets every random layer's (dropout's) seed state from (seed, epoch), so that a resumed
+    epoch draws the same masks as in an uninterrupted run (a .keras file does not keep them)."""
+    import numpy as np
+
+    states = [v for v in model.variables if v.path.endswith("seed_generator_state")]
+    for index, state in enumerate(states):
+        state.assign(np.array([seed * 1_000_003 + epoch * 7_919 + index, 0], dtype=state.dtype))
+
+
+def _stop_requested(stateful: dict) -> bool:
+    return any(c.state.get("stopped") or c.state.get("stopped_epoch") for c in stateful.values())
+
+
+def _end_after_one_epoch_callback():
+    import keras
+
+    class EndAfterOneEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.stop_training = True
+
+    return EndAfterOneEpoch()
 
 
 def load_run_model(run_dir, which: str = "best"):

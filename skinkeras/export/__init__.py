@@ -1,0 +1,1 @@
+"""Exporting trained models: SavedModel for servers (TFLite for phones comes with issue 5)."""
