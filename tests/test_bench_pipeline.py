@@ -76,6 +76,7 @@ def test_bench_pipeline_json(tmp_path, capsys):
     assert report["runs"]["pipeline_small"]["images"] == 4
     assert report["runs"]["baseline"]["images"] == 6
     assert report["settings"]["image_size"] == 16 and report["settings"]["cpu_count"] >= 1
+    assert len(report["runs"]["baseline"]["images_per_s_each"]) == 1
 
 
 def test_bench_is_registered_in_cli():

@@ -45,6 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="pil",
         help="baseline warp: PIL (default, faster) or scipy.ndimage as Keras' ImageDataGenerator",
     )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="runs of every configuration, interleaved; reports the median images/s and the max peak RSS",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
@@ -62,15 +68,21 @@ def run(args) -> int:
         "batch_size": args.batch_size,
         "seed": args.seed,
     }
-    runs = {
-        "pipeline_small": _spawn(dict(common, loader="pipeline", limit=small)),
-        "pipeline_full": _spawn(dict(common, loader="pipeline", limit=full)),
-        "baseline": _spawn(dict(common, loader="baseline", limit=baseline, backend=args.baseline_backend)),
+    if args.repeats < 1:
+        raise SkinkerasError(f"--repeats must be at least 1. Received: --repeats {args.repeats}")
+    configs = {
+        "pipeline_small": dict(common, loader="pipeline", limit=small),
+        "pipeline_full": dict(common, loader="pipeline", limit=full),
+        "baseline": dict(common, loader="baseline", limit=baseline, backend=args.baseline_backend),
+        # The pipeline's default augments per image; time the per-batch alternative as well.
+        "pipeline_small_augment_per_batch": dict(common, loader="pipeline", limit=small, augment_on="batch"),
     }
-    # The pipeline's default augments per image; time the per-batch alternative as well.
-    runs["pipeline_small_augment_per_batch"] = _spawn(
-        dict(common, loader="pipeline", limit=small, augment_on="batch")
-    )
+    # Interleaved, so that load from other processes on a shared machine hits every configuration.
+    results = {name: [] for name in configs}
+    for _ in range(args.repeats):
+        for name, config in configs.items():
+            results[name].append(_spawn(config))
+    runs = {name: _combine(found) for name, found in results.items()}
     failed = [name for name, result in runs.items() if "error" in result]
     if failed:
         raise SkinkerasError(f"benchmark run {failed[0]} failed: {runs[failed[0]]['error']}")
@@ -83,6 +95,7 @@ def run(args) -> int:
             small_images=small,
             baseline_images=baseline,
             baseline_backend=args.baseline_backend,
+            repeats=args.repeats,
             cpu_count=os.cpu_count(),
             usable_cpus=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         ),
@@ -167,6 +180,21 @@ def _minimal_ham10000_table(root):
     )
     samples["age"] = samples["age"].where(np.isfinite(samples["age"]))
     return SampleTable("ham10000", root, samples, classes)
+
+
+def _combine(results: list[dict]) -> dict:
+    """One configuration's repeats: median images/s, max peak RSS, every images/s kept."""
+    import statistics
+
+    errors = [r for r in results if "error" in r]
+    if errors:
+        return errors[0]
+    combined = dict(results[0])
+    speeds = [r["images_per_s"] for r in results]
+    combined["images_per_s"] = statistics.median(speeds)
+    combined["images_per_s_each"] = speeds
+    combined["peak_rss_mb"] = max(r["peak_rss_mb"] for r in results)
+    return combined
 
 
 def _spawn(config: dict) -> dict:
