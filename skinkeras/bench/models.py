@@ -71,7 +71,10 @@ def _table(rows: list[dict]) -> str:
     def fmt(value, spec=""):
         return "-" if value is None else format(value, spec)
 
-    header = ("backbone", "size", "params", "depth", "img/s", "ms/batch", "|", "doc MB", "top-1", "params", "depth", "CPU ms/32")
+    header = (
+        "backbone", "size", "params", "depth", "img/s", "ms/batch",
+        "|", "doc MB", "top-1", "params", "depth", "CPU ms/32",
+    )
     lines = [header]
     for r in rows:
         lines.append(
@@ -84,7 +87,9 @@ def _table(rows: list[dict]) -> str:
             )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    text = "\n".join("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths))) for line in lines)
+    text = "\n".join(
+        "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths))) for line in lines
+    )
     return (
         text
         + f"\nOurs: soft-attention classifier (7 classes, no metadata), random weights, batch {rows[0]['batch_size']}, "

@@ -114,7 +114,8 @@ def _params(args) -> int:
         print(json.dumps(result, indent=2))
     else:
         for key, value in result.items():
-            print(f"{key:<18} {value:,}" if isinstance(value, int) and not isinstance(value, bool) else f"{key:<18} {value}")
+            is_count = isinstance(value, int) and not isinstance(value, bool)
+            print(f"{key:<18} {value:,}" if is_count else f"{key:<18} {value}")
     return 0
 
 
