@@ -77,6 +77,8 @@ def test_bench_pipeline_json(tmp_path, capsys):
     assert report["runs"]["baseline"]["images"] == 6
     assert report["settings"]["image_size"] == 16 and report["settings"]["cpu_count"] >= 1
     assert len(report["runs"]["baseline"]["images_per_s_each"]) == 1
+    for run in report["runs"].values():
+        assert run["cpu_percent"] > 0 and run["images_per_cpu_s"] > 0
 
 
 def test_bench_is_registered_in_cli():

@@ -6,7 +6,8 @@ per-batch warp is timed too) on a HAM10000 copy, and the same work done by
 `skinkeras.bench.baseline_loader`.
 Each configuration runs in a fresh subprocess that reports its own RSS high-water mark (VmHWM), so
 peak memory over all images can be compared with that over a smaller number (a streaming pipeline
-should not grow with the dataset). Throughput excludes the first batch (graph tracing, warm-up).
+should not grow with the dataset). Throughput excludes the first batch (graph tracing, warm-up);
+CPU % and images per CPU-second show how many cores each run really got on a shared machine.
 
 Example:
     skinkeras bench pipeline --root ../shared/data/ham10000 --image-size 224 --json
@@ -121,10 +122,11 @@ def run(args) -> int:
 
 def _print_table(report) -> None:
     settings = report["settings"]
-    print(f"{'run':<34} {'images':>7} {'images/s':>9} {'peak RSS MB':>12}")
+    print(f"{'run':<34} {'images':>7} {'images/s':>9} {'CPU %':>6} {'img/CPU-s':>9} {'peak RSS MB':>12}")
     for name, result in report["runs"].items():
         print(
-            f"{name:<34} {result['images']:>7} {result['images_per_s']:>9.1f} {result['peak_rss_mb']:>12.0f}"
+            f"{name:<34} {result['images']:>7} {result['images_per_s']:>9.1f} {result['cpu_percent']:>6.0f} "
+            f"{result['images_per_cpu_s']:>9.1f} {result['peak_rss_mb']:>12.0f}"
         )
     print(
         f"speedup pipeline / baseline: {report['speedup']:.2f}x (target >= {TARGET_SPEEDUP}x); "
@@ -133,7 +135,7 @@ def _print_table(report) -> None:
     )
     print(
         f"note: {settings['usable_cpus']} usable CPU cores (os.cpu_count() = {settings['cpu_count']}); "
-        f"the pipeline's advantage grows with cores, the baseline uses one"
+        f"the baseline uses one, the pipeline all it can get (see CPU %: other processes count)"
     )
 
 
@@ -194,6 +196,8 @@ def _combine(results: list[dict]) -> dict:
     combined["images_per_s"] = statistics.median(speeds)
     combined["images_per_s_each"] = speeds
     combined["peak_rss_mb"] = max(r["peak_rss_mb"] for r in results)
+    for key in ("cpu_percent", "images_per_cpu_s"):
+        combined[key] = statistics.median(r[key] for r in results)
     return combined
 
 
@@ -240,12 +244,15 @@ def _child(config: dict) -> dict:
     images = 0
     first_batch = 0
     timer = None
+    cpu_start = 0.0
     for batch in batches:
         if timer is None:
             first_batch = int(batch.shape[0])
             timer = time.perf_counter()
+            cpu_start = _cpu_seconds()
         images += int(batch.shape[0])
     elapsed = time.perf_counter() - timer if timer is not None else 0.0
+    cpu = _cpu_seconds() - cpu_start if timer is not None else 0.0
     timed = images - first_batch
     return {
         "loader": config["loader"],
@@ -254,8 +261,18 @@ def _child(config: dict) -> dict:
         "setup_s": setup_s,
         "seconds": elapsed,
         "images_per_s": timed / elapsed if elapsed > 0 and timed > 0 else float("nan"),
+        # CPU use shows how many cores a run actually got on a shared machine.
+        "cpu_percent": 100.0 * cpu / elapsed if elapsed > 0 else float("nan"),
+        "images_per_cpu_s": timed / cpu if cpu > 0 and timed > 0 else float("nan"),
         "peak_rss_mb": _peak_rss_mb(),
     }
+
+
+def _cpu_seconds() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _peak_rss_mb() -> float:
