@@ -62,7 +62,7 @@ def test_bench_pipeline_json(tmp_path, capsys):
     bench.add_arguments(parser)
     args = parser.parse_args(
         ["--root", str(root), "--image-size", "16", "--batch-size", "2", "--limit", "8", "--small", "4",
-         "--baseline-limit", "6", "--json"]
+         "--baseline-limit", "6", "--skip-per-batch", "--json"]
     )
     assert bench.run(args) == 0
     report = json.loads(capsys.readouterr().out)
@@ -75,6 +75,7 @@ def test_bench_pipeline_json(tmp_path, capsys):
     assert report["runs"]["pipeline_full"]["images"] == 8  # training drops no full batch of 2
     assert report["runs"]["pipeline_small"]["images"] == 4
     assert report["runs"]["baseline"]["images"] == 6
+    assert set(report["runs"]) == {"pipeline_small", "pipeline_full", "baseline"}
     assert report["settings"]["image_size"] == 16 and report["settings"]["cpu_count"] >= 1
     assert len(report["runs"]["baseline"]["images_per_s_each"]) == 1
     for run in report["runs"].values():

@@ -52,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1,
         help="runs of every configuration, interleaved; reports the median images/s and the max peak RSS",
     )
+    parser.add_argument(
+        "--skip-per-batch", action="store_true", help="do not time the per-batch augmentation alternative"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
@@ -75,9 +78,12 @@ def run(args) -> int:
         "pipeline_small": dict(common, loader="pipeline", limit=small),
         "pipeline_full": dict(common, loader="pipeline", limit=full),
         "baseline": dict(common, loader="baseline", limit=baseline, backend=args.baseline_backend),
-        # The pipeline's default augments per image; time the per-batch alternative as well.
-        "pipeline_small_augment_per_batch": dict(common, loader="pipeline", limit=small, augment_on="batch"),
     }
+    if not args.skip_per_batch:
+        # The pipeline's default augments per image; time the per-batch alternative as well.
+        configs["pipeline_small_augment_per_batch"] = dict(
+            common, loader="pipeline", limit=small, augment_on="batch"
+        )
     # Interleaved, so that load from other processes on a shared machine hits every configuration.
     results = {name: [] for name in configs}
     for _ in range(args.repeats):
