@@ -26,12 +26,13 @@ Stages (training):
 Per image or per batch? The warp can run once per image (`augment_on="image"`, default; the
 random parameters are still drawn 64 at a time so the per-image graph stays a few ops) or once per
 batch (`augment_on="batch"`, one `ImageProjectiveTransformV3` call for 32 images). On the 2-core
-CPU machine this was built on, per image measured faster: `skinkeras bench pipeline --root
-../shared/data/ham10000` (224 px, batch 32, 1,000 images) gave 885 vs 449 images/s, and an
-alternating A/B run in one process 567-653 vs 327-366. tf.data spreads the small per-image warps
-over its thread pool and overlaps them with decoding, while a 19 MB batch warp waits for the whole
-batch and leaves the CPU cache. tf.data runs on the CPU whatever the accelerator, so this should
-hold with a GPU too; the benchmark reports both.
+CPU machine this was built on (shared, so timings varied run to run), per image was the faster
+in most runs of `skinkeras bench pipeline --root ../shared/data/ham10000` (224 px, batch 32,
+1,000 images: 885 vs 449, 561 vs 459, 517 vs 200 images/s; one 3-repeat run had medians of 404
+vs 463 images/s but 511 vs 453 images per CPU-second, the measure that load from other processes
+disturbs least). Our reading: tf.data spreads the small per-image warps over its thread pool and
+overlaps them with decoding, while a 19 MB batch warp waits for the whole batch and leaves the CPU
+cache. tf.data runs on the CPU whatever the accelerator; the benchmark reports both modes.
 
 Class-balanced sampling draws from one repeated, shuffled dataset per class with equal weights
 (`tf.data.Dataset.sample_from_datasets`); an epoch is then `len(table)` samples.
