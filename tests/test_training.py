@@ -74,6 +74,15 @@ def test_train_writes_a_complete_run_directory(tiny_ham, tmp_path):
 
     model = load_run_model(run)
     assert set(model.input) == {"image", "metadata"} if isinstance(model.input, dict) else True
+    # BatchNorm statistics must follow the weights when training from scratch (momentum 0.9, not
+    # MobileNetV3's 0.999): otherwise inference outputs are the same for every image.
+    from skinkeras.evaluation.run_evaluation import evaluation_table, predict_table
+
+    _, probs = predict_table(model, evaluation_table(run, tiny_ham, None, "val"), preprocessing)
+    assert probs.std(axis=0).max() > 1e-3, "the model predicts the same probabilities for every image"
+    bn_momenta = {layer.momentum for layer in model._flatten_layers() if "BatchNormalization" in type(layer).__name__}
+    assert bn_momenta == {0.9}
+
     metrics, files = evaluate_run(run, tiny_ham, split="test", n_resamples=200)
     n_test = sum(1 for r in rows if r[3] == "test")
     assert metrics["n"] == n_test

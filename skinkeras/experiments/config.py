@@ -47,6 +47,10 @@ class ModelConfig:
     attention_heads: int = 16
     attention_gamma_init: float = 0.01
     dropout: float = 0.5
+    # BatchNorm moving-average momentum. -1 (auto): 0.9 when training from scratch, else the
+    # backbone's own. keras.applications' MobileNetV3 uses 0.999: from scratch, a few thousand steps
+    # leave the moving statistics near their initial values and inference outputs are constant.
+    bn_momentum: float = -1.0
 
 
 @dataclasses.dataclass

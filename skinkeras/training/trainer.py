@@ -160,6 +160,22 @@ def check_images_once(data: RunData, run_dir: Path) -> RunData:
     return dataclasses.replace(data, table=table)
 
 
+def set_batchnorm_momentum(model, config: ExperimentConfig) -> None:
+    """Applies `model.bn_momentum` (auto: 0.9 for random init) to every BatchNormalization layer."""
+    import keras
+
+    momentum = config.model.bn_momentum
+    if momentum < 0:
+        if config.model.weights:
+            return
+        momentum = 0.9
+    if not 0 < momentum < 1:
+        raise SkinkerasError(f"model.bn_momentum must be in (0, 1) or -1 (auto). Received: {momentum}")
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = momentum
+
+
 def _optimizer(config: ExperimentConfig):
     import keras
 
@@ -235,6 +251,7 @@ def train(config: ExperimentConfig, run_dir, *, resume: bool = False, verbose="a
             from skinkeras.models.classifier import build_classifier
 
             model = build_classifier(classifier_config(config, data, precision))
+            set_batchnorm_momentum(model, config)
             model.compile(optimizer=_optimizer(config), loss=_loss(config, data),
                           metrics=_metrics(len(data.class_names)))
 
