@@ -55,28 +55,40 @@ class StatefulCallback(keras.callbacks.Callback):
         self.state = dict(state or {})
 
 
-class PlateauSchedule(StatefulCallback):
-    """ReduceLROnPlateau (factor, patience, min_lr) with resumable state. Paper 001: 0.2, 5, 1e-7."""
+class PatienceCallback(StatefulCallback):
+    """Tracks the best `monitor` value and how many epochs have passed without improving on it."""
 
-    def __init__(self, monitor="val_loss", factor=0.2, patience=5, min_lr=1e-7, min_delta=1e-4, state=None):
+    def __init__(self, monitor, patience, min_delta, state=None):
         super().__init__(state)
-        self.monitor, self.factor, self.patience = monitor, factor, patience
-        self.min_lr, self.min_delta, self.mode = min_lr, min_delta, _mode_for(monitor)
+        self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
+        self.mode = _mode_for(monitor)
         self.state.setdefault("best", None)
         self.state.setdefault("wait", 0)
 
-    def on_epoch_end(self, epoch, logs=None):
+    def _out_of_patience(self, logs) -> bool:
+        """Updates best / wait with this epoch's value; True once `patience` epochs went by."""
         value = (logs or {}).get(self.monitor)
+        if value is None:
+            return False
+        if _better(value, self.state["best"], self.mode, self.min_delta):
+            self.state["best"], self.state["wait"] = float(value), 0
+            return False
+        self.state["wait"] += 1
+        return self.state["wait"] >= self.patience
+
+
+class PlateauSchedule(PatienceCallback):
+    """ReduceLROnPlateau (factor, patience, min_lr) with resumable state. Paper 001: 0.2, 5, 1e-7."""
+
+    def __init__(self, monitor="val_loss", factor=0.2, patience=5, min_lr=1e-7, min_delta=1e-4, state=None):
+        super().__init__(monitor, patience, min_delta, state)
+        self.factor, self.min_lr = factor, min_lr
+
+    def on_epoch_end(self, epoch, logs=None):
         lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         if logs is not None:
             logs["learning_rate"] = lr
-        if value is None:
-            return
-        if _better(value, self.state["best"], self.mode, self.min_delta):
-            self.state["best"], self.state["wait"] = float(value), 0
-            return
-        self.state["wait"] += 1
-        if self.state["wait"] >= self.patience and lr > self.min_lr:
+        if self._out_of_patience(logs) and lr > self.min_lr:
             new_lr = max(lr * self.factor, self.min_lr)
             self.model.optimizer.learning_rate = new_lr
             self.state["wait"] = 0
@@ -96,26 +108,15 @@ class StepSchedule(StatefulCallback):
         self.model.optimizer.learning_rate = lr
 
 
-class EarlyStop(StatefulCallback):
+class EarlyStop(PatienceCallback):
     """EarlyStopping on `monitor` with resumable state (the best weights live in best.keras)."""
 
     def __init__(self, monitor="val_loss", patience=25, min_delta=0.0, state=None):
-        super().__init__(state)
-        self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
-        self.mode = _mode_for(monitor)
-        self.state.setdefault("best", None)
-        self.state.setdefault("wait", 0)
+        super().__init__(monitor, patience, min_delta, state)
         self.state.setdefault("stopped_epoch", None)
 
     def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
-        if value is None:
-            return
-        if _better(value, self.state["best"], self.mode, self.min_delta):
-            self.state["best"], self.state["wait"] = float(value), 0
-            return
-        self.state["wait"] += 1
-        if self.state["wait"] >= self.patience:
+        if self._out_of_patience(logs):
             self.state["stopped_epoch"] = epoch + 1
             self.model.stop_training = True
             print(f"\nEpoch {epoch + 1}: early stopping, no {self.monitor} improvement for {self.patience} epochs")
