@@ -111,6 +111,45 @@ def test_training_seed_reproducible_and_epochs_differ(tmp_path):
     assert not np.allclose(epoch1, epoch2)
 
 
+def _write_smooth_images(table, size=(30, 40)):
+    """Overwrites the table's images with smooth ones (interpolation differences stay small)."""
+    h, w = size
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    for i, path in enumerate(table.samples["image_path"]):
+        rgb = np.stack(
+            [128 + 100 * np.sin((x + 3 * i) / 7.0), 128 + 100 * np.cos(y / 5.0), 60 + 2 * x + y], -1
+        )
+        cv2.imwrite(path, np.clip(rgb, 0, 255).astype(np.uint8)[..., ::-1])
+
+
+@pytest.mark.parametrize("cache", [None, "memory"])
+def test_fused_resize_matches_resize_then_warp(tmp_path, cache):
+    """crop="resize" in training warps the decoded image straight to the output size (one
+    resampling pass); `fused_resize=False` resizes, then warps. Same draws, same pixels within
+    interpolation error; the same seed gives the same batches."""
+    table = _write_table(tmp_path, n=8)
+    _write_smooth_images(table)
+    make = lambda fused: make_classification_dataset(  # noqa: E731
+        table, image_size=(48, 56), batch_size=4, training=True, seed=5, fused_resize=fused,
+        cache=cache, label_mode="index",
+    )
+    fused = [(f["image"].numpy(), lab.numpy()) for f, lab in make(True)]
+    two_pass = [(f["image"].numpy(), lab.numpy()) for f, lab in make(False)]
+    again = [(f["image"].numpy(), lab.numpy()) for f, lab in make(True)]
+    for (fi, fl), (ti, tl), (ai, al) in zip(fused, two_pass, again):
+        np.testing.assert_array_equal(fl, tl)
+        np.testing.assert_array_equal(fi, ai)
+        assert fi.shape == (4, 48, 56, 3) and fi.dtype == np.float32
+        assert np.abs(fi - ti).mean() < 2.0
+    # Larger than the output: shrunk with antialiasing first, then warped; still the same result.
+    shrunk = [f["image"].numpy() for f, _ in make_classification_dataset(
+        table, image_size=16, batch_size=4, training=True, seed=5, cache=cache)]
+    reference = [f["image"].numpy() for f, _ in make_classification_dataset(
+        table, image_size=16, batch_size=4, training=True, seed=5, cache=cache, fused_resize=False)]
+    for a, b in zip(shrunk, reference):
+        assert np.abs(a - b).mean() < 2.0
+
+
 @pytest.mark.parametrize("crop", ["resize", "center_square", "random", "mask"])
 @pytest.mark.parametrize("augment_on", ["batch", "image"])
 def test_crop_modes_and_options(tmp_path, crop, augment_on):
@@ -232,6 +271,20 @@ def test_real_ham10000_classification_and_segmentation(ham10000_root):
     assert len(seg) == 4
     coverage = np.mean([b["mask"].numpy().mean() for b in seg])
     assert 0.02 < coverage < 0.98  # real lesions: neither empty nor the whole image
+
+
+@pytest.mark.real_data
+def test_real_ham10000_fused_resize_close_to_two_passes(ham10000_root):
+    from skinkeras.data.registry import load_dataset
+
+    table = load_dataset("ham10000", ham10000_root)
+    table = table.subset(table.samples.index[:32])
+    make = lambda fused: make_classification_dataset(  # noqa: E731
+        table, image_size=224, batch_size=16, training=True, seed=7, fused_resize=fused
+    )
+    for (a, _), (b, _) in zip(make(True), make(False)):
+        diff = np.abs(a["image"].numpy() - b["image"].numpy())
+        assert diff.mean() < 2.0
 
 
 def test_file_cache_and_balanced_with_cache(tmp_path):

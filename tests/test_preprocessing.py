@@ -12,8 +12,12 @@ tf = pytest.importorskip("tensorflow")
 from skinkeras.preprocessing.augment import (  # noqa: E402
     AugmentConfig,
     affine_transforms,
+    apply_augment_params,
     apply_transforms,
     augment_batch,
+    random_augment_params,
+    resize_transforms,
+    warp_bilinear_gather,
 )
 from skinkeras.preprocessing.color import shades_of_gray, shades_of_gray_numpy  # noqa: E402
 from skinkeras.preprocessing.crops import (  # noqa: E402
@@ -22,6 +26,7 @@ from skinkeras.preprocessing.crops import (  # noqa: E402
     crop_to_mask,
     mask_bounding_box,
     resize,
+    shrink_to_fit,
 )
 from skinkeras.preprocessing.multicrop import grid_offsets, multi_crop, random_crop  # noqa: E402
 
@@ -248,3 +253,96 @@ def test_augment_batch_photometric_range_and_config_errors():
         AugmentConfig(fill_mode="mirror")
     with pytest.raises(ValueError, match="zoom_fraction"):
         AugmentConfig(zoom_fraction=1.0)
+
+
+# ---- fused resize + warp ----------------------------------------------------------------------
+def _smooth_image(height, width, seed=0):
+    """A smooth RGB test image in 0..255 (a few broad blobs), float32 `[H, W, 3]`."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    image = np.zeros((height, width, 3), np.float32)
+    for _ in range(6):
+        cy, cx = rng.uniform(0, height), rng.uniform(0, width)
+        radius = rng.uniform(0.15, 0.4) * max(height, width)
+        blob = np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * radius**2))
+        image += blob[..., None] * rng.uniform(40, 120, 3).astype(np.float32)
+    return np.clip(image + 20, 0, 255).round().astype(np.float32)
+
+
+def test_fused_identity_warp_reproduces_resize():
+    image = _smooth_image(150, 200)
+    identity = {
+        "transform": tf.constant([[1.0, 0, 0, 0, 1.0, 0, 0, 0]]),
+        "contrast": tf.ones([1]),
+        "brightness": tf.zeros([1]),
+    }
+    config = AugmentConfig(brightness=0, contrast=0)
+    for size in ((224, 224), (150, 200), (180, 300)):
+        expected = tf.image.resize(image, size).numpy()  # enlarging: what `resize` does
+        for dtype in (np.float32, np.uint8):
+            fused = run_both(
+                lambda x: apply_augment_params(x, identity, config=config, output_size=size),
+                image[None].astype(dtype),
+            )[0]
+            assert fused.shape == size + (3,) and fused.dtype == np.float32
+            tolerance = 1e-3 if dtype == np.float32 else 1.0  # uint8 warps may truncate
+            np.testing.assert_allclose(fused, expected, atol=tolerance)
+
+
+def test_fused_resize_warp_matches_resize_then_warp():
+    """One resampling pass (decoded 200x150 -> 224x224) vs `resize`, then the warp: same pixels
+    within interpolation error, for random parameters (rotation, shift, zoom, flips, photometric)."""
+    config = AugmentConfig()
+    images = np.stack([_smooth_image(150, 200, seed) for seed in range(8)])
+    params = random_augment_params(8, 224, 224, tf.constant([4, 2]), config)
+    two_pass = apply_augment_params(resize(images, (224, 224)), params, config=config).numpy()
+    for dtype in (np.float32, np.uint8):
+        fused = run_both(
+            lambda x: apply_augment_params(x, params, config=config, output_size=(224, 224)),
+            images.astype(dtype),
+        )
+        assert fused.shape == two_pass.shape
+        assert np.abs(fused - two_pass).mean() < 2.0
+        assert np.percentile(np.abs(fused - two_pass), 99) < 8.0
+    # Masks follow the image with nearest neighbour and stay binary.
+    masks = (images[..., :1] > 100).astype(np.float32)
+    fused_images, fused_masks = apply_augment_params(
+        images, params, masks=masks, config=config, output_size=(224, 224)
+    )
+    _, two_pass_masks = apply_augment_params(
+        resize(images, (224, 224)), params, masks=resize(masks, (224, 224), method="nearest"), config=config
+    )
+    assert set(np.unique(fused_masks.numpy())) <= {0.0, 1.0}
+    assert np.mean(fused_masks.numpy() == two_pass_masks.numpy()) > 0.98
+
+
+def test_shrink_to_fit_only_shrinks_and_keeps_dtype():
+    small = tf.constant(_smooth_image(150, 200).astype(np.uint8))
+    np.testing.assert_array_equal(shrink_to_fit(small, (224, 224)), small)
+    large = tf.constant(_smooth_image(450, 600).astype(np.uint8))
+    out = run_both(lambda x: shrink_to_fit(x, (224, 224)), large)
+    assert out.shape == (224, 224, 3) and out.dtype == np.uint8
+    expected = resize(large, (224, 224)).numpy()
+    np.testing.assert_allclose(out, expected, atol=0.51)
+    wide = shrink_to_fit(tf.zeros([100, 300, 3]), (224, 224))  # larger in one dimension only
+    assert tuple(wide.shape) == (224, 224, 3)
+
+
+@pytest.mark.parametrize("fill_mode", ["reflect", "nearest"])
+def test_gather_warp_matches_the_op(fill_mode):
+    rng = np.random.default_rng(8)
+    images = rng.uniform(0, 255, (3, 15, 20, 3)).astype(np.float32)
+    config = AugmentConfig(shift_fraction=0.5, zoom_fraction=0.5)  # points far outside too
+    params = random_augment_params(3, 24, 30, tf.constant([2, 9]), config)
+    transforms = resize_transforms(params["transform"], (15, 20), (24, 30))
+    expected = apply_transforms(images, transforms, "bilinear", fill_mode, output_size=(24, 30)).numpy()
+    for dtype in (np.float32, np.uint8):
+        out = run_both(
+            lambda x: warp_bilinear_gather(x, transforms, (24, 30), fill_mode), images.astype(dtype)
+        )
+        reference = expected if dtype == np.float32 else apply_transforms(
+            images.astype(np.uint8).astype(np.float32), transforms, "bilinear", fill_mode,
+            output_size=(24, 30),
+        ).numpy()
+        assert out.dtype == np.float32
+        np.testing.assert_allclose(out, reference, atol=1e-3)

@@ -232,6 +232,7 @@ def _child(config: dict) -> dict:
             training=True,
             seed=config["seed"],
             augment_on=config.get("augment_on", "image"),
+            **config.get("pipeline_options", {}),
         )
         setup_s = time.perf_counter() - start
         batches = (features["image"] for features, _ in dataset)

@@ -18,7 +18,18 @@ Stages (training):
    lesion-mask box) and resized;
 3. optional cache (memory or file) of these deterministic results, then a shuffle buffer;
 4. per image: a random crop (`crop="random"`) and, by default, the augmentation: one composed
-   affine warp (rotation / shift / zoom / flips) and brightness / contrast;
+   affine warp (rotation / shift / zoom / flips) and brightness / contrast. Without a cache or
+   class-balanced sampling, stages 2 and 4 run in ONE map call per image (the random streams are
+   zipped with the file paths before the read, so each image gets the same draws either way).
+
+Fused resize (`fused_resize=True`, default; `crop="resize"` with per-image augmentation in
+training): the decoded uint8 image is not resized in stage 2 (only shrunk, with antialiasing, when
+it is larger than the output); the warp of stage 4 maps it straight to the output size, its
+inverse map including the output -> input scaling (`skinkeras.preprocessing.augment.
+resize_transforms`). One bilinear resampling pass instead of two (resize, then warp): the same
+result within interpolation error (mean 0.2 grey levels on HAM10000, see the tests), less work,
+and a cache holds the small uint8 decoded images instead of float32 ones at the output size.
+Every other mode resizes in stage 2 as before.
 5. batching, then per batch: metadata missing-value augmentation (p = 0.1 per property) and
    encoding, labels;
 6. prefetch.
@@ -52,6 +63,7 @@ from skinkeras.preprocessing.crops import (
     crop_to_mask,
     resize,
     resize_shorter_side,
+    shrink_to_fit,
 )
 
 logger = logging.getLogger(__name__)
@@ -85,6 +97,7 @@ def make_classification_dataset(
     metadata_missing_rate: float = DEFAULT_MISSING_RATE,
     mask_margin: float = 0.1,
     check_images: bool = True,
+    fused_resize: bool = True,
 ):
     """A batched classification dataset streaming `table`'s images from disk.
 
@@ -114,6 +127,10 @@ def make_classification_dataset(
         metadata_missing_rate: training-time probability of setting each property missing.
         mask_margin: margin around the mask box for `crop="mask"`, as a fraction of the box size.
         check_images: pre-check files and skip unreadable ones (logged); False trusts the table.
+        fused_resize: with `crop="resize"` and per-image augmentation in training, resize and warp
+            in one resampling pass (the decoded image is warped straight to `image_size`; images
+            larger than it are first shrunk with antialiasing). False: resize, then warp (the
+            path every other mode takes).
     """
     import tensorflow as tf
 
@@ -127,9 +144,12 @@ def make_classification_dataset(
         drop_remainder = training
     samples = _usable_samples(table, check_images)
     num_classes = table.num_classes
+    augment_per_image = training and augment and augment_on == "image"
+    fuse_resize = fused_resize and augment_per_image and crop == "resize" and augment_config.has_geometry
 
     def load(record):
-        image = read_image(record["image_path"])
+        # Fused: keep the decoded uint8 image (small to cache); the warp resizes it.
+        image = read_image(record["image_path"], dtype="uint8" if fuse_resize else "float32")
         if color_constancy:
             from skinkeras.preprocessing.color import shades_of_gray
 
@@ -143,6 +163,8 @@ def make_classification_dataset(
             image = center_square_crop(image)
         if crop == "random":
             image = resize_shorter_side(image, max(height, width))
+        elif fuse_resize:
+            image = shrink_to_fit(image, (height, width))
         else:
             image = resize(image, (height, width))
         return {
@@ -183,8 +205,29 @@ def make_classification_dataset(
     def augment_one(element, params):
         # augment_on="image": parameters drawn 64 at a time (_augment_params), applied to a batch of one.
         params = {key: value[None] for key, value in params.items()}
-        image = apply_augment_params(element["image"][None], params, config=augment_config)[0]
-        return dict(element, image=image)
+        output_size = (height, width) if fuse_resize else None
+        image = apply_augment_params(
+            element["image"][None], params, config=augment_config, output_size=output_size
+        )
+        return dict(element, image=tf.ensure_shape(image[0], [height, width, 3]))
+
+    # Per-image random streams, zipped with the elements: crop seeds and augmentation parameters.
+    streams = []
+    if crop == "random":
+        streams.append(_seed_pairs(seed + 1000))
+    if augment_per_image:
+        streams.append(_augment_params(seed + 3000, height, width, augment_config))
+
+    def per_image(element, *drawn):
+        drawn = list(drawn)
+        if crop == "random":
+            element = crop_one(element, drawn.pop(0))
+        if augment_per_image:
+            element = augment_one(element, drawn.pop(0))
+        return element
+
+    def with_streams(dataset):
+        return tf.data.Dataset.zip(dataset, *streams) if streams else dataset
 
     per_class = [samples[samples["label_index"] == k] for k in range(num_classes)] if (
         balanced_sampling and training
@@ -200,20 +243,24 @@ def make_classification_dataset(
         dataset = tf.data.Dataset.sample_from_datasets(
             branches, weights=[1.0 / len(branches)] * len(branches), seed=seed, stop_on_empty_dataset=False
         ).take(len(samples))
-    else:
+    elif cache is None:
+        # Nothing in between: read, decode, crop and augment each image in ONE map call (one
+        # function call per image instead of two or three). The random streams are zipped before
+        # the read, so every image gets the same draws as with separate stages.
         dataset = _records(samples)
-        if training and cache is None:
+        if training:
             dataset = dataset.shuffle(max(len(samples), 1), seed=seed, reshuffle_each_iteration=True)
-        dataset = _load_stage(dataset, load, num_parallel_calls)
+        dataset = _load_stage(
+            with_streams(dataset), lambda record, *drawn: per_image(load(record), *drawn), num_parallel_calls
+        )
+    else:
+        dataset = _load_stage(_records(samples), load, num_parallel_calls)
         dataset = _cache(dataset, cache)
-        if training and cache is not None:
+        if training:
             dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
 
-    dataset = tf.data.Dataset.zip(dataset, _seed_pairs(seed + 1000))
-    dataset = dataset.map(crop_one, num_parallel_calls=num_parallel_calls)
-    if training and augment and augment_on == "image":
-        dataset = tf.data.Dataset.zip(dataset, _augment_params(seed + 3000, height, width, augment_config))
-        dataset = dataset.map(augment_one, num_parallel_calls=num_parallel_calls)
+    if (per_class is not None or cache is not None) and streams:
+        dataset = with_streams(dataset).map(per_image, num_parallel_calls=num_parallel_calls)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     dataset = tf.data.Dataset.zip(dataset, _seed_pairs(seed + 2000))
     dataset = dataset.map(finish_batch, num_parallel_calls=num_parallel_calls)
@@ -336,12 +383,15 @@ def make_multicrop_dataset(
 
 
 # ---- reading ------------------------------------------------------------------------------------
-def read_image(path):
-    """Reads any PNG / JPEG / BMP / GIF as float32 `[H, W, 3]` in 0..255 (16-bit reduced to 8)."""
+def read_image(path, dtype="float32"):
+    """Reads any PNG / JPEG / BMP / GIF as `[H, W, 3]` in 0..255 (16-bit reduced to 8).
+
+    `dtype`: "float32" (default) or "uint8" (the decoded pixels as they are).
+    """
     import tensorflow as tf
 
     image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False, dtype=tf.uint8)
-    return tf.cast(image, tf.float32)
+    return image if dtype == "uint8" else tf.cast(image, tf.float32)
 
 
 def read_mask(path):

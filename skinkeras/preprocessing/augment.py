@@ -11,6 +11,11 @@ interpolate four times and blur. `augment_batch` takes a batch; the pipeline cal
 (a batch of one) or per batch, whichever measures faster (see skinkeras.data.pipeline: per image
 on a 2-core CPU; `skinkeras bench pipeline` times both).
 
+When the pipeline resizes as well (`crop="resize"`, per image), the resize is folded into the
+same warp: `apply_augment_params(..., output_size=...)` warps the decoded image straight to the
+output size with `resize_transforms` (the op's inverse map composed with `tf.image.resize`'s
+half-pixel scaling), so there is still one resampling pass, not two.
+
 Fill mode: "reflect" by default. Dermoscopic images are mostly skin up to their borders; a constant
 (black) fill would paint artificial dark corners that look like a dermatoscope's vignette, which
 the colour-constancy and border-cropping steps treat as signal-free. The mask is filled the same
@@ -26,6 +31,10 @@ import dataclasses
 import math
 
 FILL_MODES = ("reflect", "constant", "nearest", "wrap")
+# Fused resize + warp (`output_size`): warp uint8 images as uint8 (the op truncates its bilinear
+# result) instead of casting to float32 first. Chosen by measurement, see apply_augment_params.
+_WARP_UINT8 = False
+_WARP_GATHER = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,8 +142,47 @@ def random_affine_transforms(batch_size, height, width, seed, config: AugmentCon
     )
 
 
-def apply_transforms(images, transforms, interpolation: str = "bilinear", fill_mode: str = "reflect"):
-    """Warps a batch `[B, H, W, C]` with per-image inverse-map transforms `[B, 8]` (one pass)."""
+def resize_transforms(transforms, input_size, output_size):
+    """Composes inverse maps defined on an `output_size` image with the resize from `input_size`.
+
+    `transforms` (`[B, 8]`) map output pixels to points of the image *resized* to `output_size`;
+    the result maps them straight to points of the `input_size` image, using the same half-pixel
+    centres as `tf.image.resize` (`x_in = (x + 0.5) * W_in / W_out - 0.5`). Warping the original
+    with it (`apply_transforms(..., output_size=output_size)`) resizes and warps in ONE
+    resampling pass. Sizes are `(height, width)`, ints or int tensors.
+    """
+    import tensorflow as tf
+
+    input_size = tf.cast(input_size, tf.float32)
+    output_size = tf.cast(output_size, tf.float32)
+    scale_y = input_size[0] / output_size[0]
+    scale_x = input_size[1] / output_size[1]
+    transforms = tf.cast(transforms, tf.float32)
+    m00, m01, a2, m10, m11, b2, c0, c1 = tf.unstack(transforms, axis=1)
+    return tf.stack(
+        [
+            scale_x * m00,
+            scale_x * m01,
+            scale_x * (a2 + 0.5) - 0.5,
+            scale_y * m10,
+            scale_y * m11,
+            scale_y * (b2 + 0.5) - 0.5,
+            c0,
+            c1,
+        ],
+        axis=1,
+    )
+
+
+def apply_transforms(
+    images, transforms, interpolation: str = "bilinear", fill_mode: str = "reflect", output_size=None
+):
+    """Warps a batch `[B, H, W, C]` with per-image inverse-map transforms `[B, 8]` (one pass).
+
+    The output has the input's size, or `output_size` (`(height, width)`) when given; the
+    transforms then map output pixels to input points (see `resize_transforms`). The output has
+    the input's dtype (uint8 results are truncated by the op).
+    """
     import tensorflow as tf
 
     if fill_mode not in FILL_MODES:
@@ -147,11 +195,74 @@ def apply_transforms(images, transforms, interpolation: str = "bilinear", fill_m
     return tf.raw_ops.ImageProjectiveTransformV3(
         images=images,
         transforms=tf.cast(transforms, tf.float32),
-        output_shape=tf.shape(images)[1:3],
+        output_shape=(
+            tf.shape(images)[1:3] if output_size is None else tf.convert_to_tensor(output_size, tf.int32)
+        ),
         fill_value=tf.constant(0.0, tf.float32),
         interpolation=interpolation.upper(),
         fill_mode=fill_mode.upper(),
     )
+
+
+def warp_bilinear_gather(images, transforms, output_size, fill_mode: str = "reflect"):
+    """`apply_transforms(images, transforms, "bilinear", fill_mode, output_size)` written with a
+    gather: one row of 2x2 neighbours per output pixel instead of the op's per-channel generator.
+
+    Same coordinates, fill handling ("reflect" / "nearest": points outside are mapped in, then
+    clamped, as the op does) and bilinear weights as `ImageProjectiveTransformV3`; the result is
+    float32. "constant" and "wrap" are not handled here (use `apply_transforms`).
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    if fill_mode not in ("reflect", "nearest"):
+        raise ValueError(f"fill_mode must be 'reflect' or 'nearest' here. Received: fill_mode={fill_mode!r}")
+    out_h, out_w = (int(v) for v in output_size)
+    images = tf.convert_to_tensor(images)
+    shape = tf.shape(images)
+    height, width, channels = shape[1], shape[2], images.shape[-1]
+    grid_y, grid_x = np.mgrid[0:out_h, 0:out_w].astype(np.float32)
+    xs = tf.constant(grid_x.reshape(1, -1))
+    ys = tf.constant(grid_y.reshape(1, -1))
+    t = tf.cast(transforms, tf.float32)[:, :, None]  # [B, 8, 1]
+    projection = t[:, 6] * xs + t[:, 7] * ys + 1.0
+    x = (t[:, 0] * xs + t[:, 1] * ys + t[:, 2]) / projection
+    y = (t[:, 3] * xs + t[:, 4] * ys + t[:, 5]) / projection
+    width_f = tf.cast(width, tf.float32)
+    height_f = tf.cast(height, tf.float32)
+    if fill_mode == "reflect":
+        x = _reflect_coordinate(x, width_f)
+        y = _reflect_coordinate(y, height_f)
+    x = tf.clip_by_value(x, 0.0, width_f - 1.0)
+    y = tf.clip_by_value(y, 0.0, height_f - 1.0)
+    x0 = tf.floor(x)
+    y0 = tf.floor(y)
+    fx = x - x0
+    fy = y - y0
+    index = tf.cast(y0, tf.int32) * width + tf.cast(x0, tf.int32)  # [B, N]
+    # Each pixel with its right, lower and lower-right neighbours (edge repeated: weight 0 there).
+    right = tf.concat([images[:, :, 1:], images[:, :, -1:]], axis=2)
+    below = tf.concat([images[:, 1:], images[:, -1:]], axis=1)
+    below_right = tf.concat([right[:, 1:], right[:, -1:]], axis=1)
+    quads = tf.concat([images, right, below, below_right], axis=-1)
+    quads = tf.reshape(quads, tf.stack([shape[0], height * width, 4 * channels]))
+    picked = tf.cast(tf.gather(quads, index, batch_dims=1), tf.float32)  # [B, N, 4C]
+    picked = tf.reshape(picked, tf.stack([shape[0], out_h * out_w, 4, channels]))
+    weights = tf.stack([(1.0 - fx) * (1.0 - fy), fx * (1.0 - fy), (1.0 - fx) * fy, fx * fy], axis=-1)
+    out = tf.reduce_sum(picked * weights[..., None], axis=2)
+    return tf.reshape(out, tf.stack([shape[0], out_h, out_w, channels]))
+
+
+def _reflect_coordinate(coordinate, length):
+    """`ImageProjectiveTransformV3`'s REFLECT mapping (about -0.5 and length - 0.5), vectorised."""
+    import tensorflow as tf
+
+    period = 2.0 * length
+    low = tf.where(coordinate < -period, period * tf.floor(-coordinate / period) + coordinate, coordinate)
+    low = tf.where(low < -length, low + period, -low - 1.0)
+    high = coordinate - period * tf.floor(coordinate / period)
+    high = tf.where(high >= length, period - high - 1.0, high)
+    return tf.where(coordinate < 0, low, tf.where(coordinate > length - 1.0, high, coordinate))
 
 
 def random_augment_params(batch_size, height, width, seed, config: AugmentConfig = AugmentConfig()):
@@ -176,16 +287,37 @@ def random_augment_params(batch_size, height, width, seed, config: AugmentConfig
     return {"transform": transform, "contrast": contrast, "brightness": brightness * 255.0}
 
 
-def apply_augment_params(images, params, masks=None, config: AugmentConfig = AugmentConfig()):
+def apply_augment_params(
+    images, params, masks=None, config: AugmentConfig = AugmentConfig(), output_size=None
+):
     """Applies `random_augment_params` output to a batch `[B, H, W, 3]` (and masks `[B, H, W, 1]`).
 
     The photometric step is one multiply-add per pixel: contrast around each image's per-channel
     mean, then the brightness offset, `x * c + (mean * (1 - c) + b)`, clipped to 0..255.
+
+    `output_size` (`(height, width)`): the parameters were drawn for that size, and `images`
+    (any size, uint8 or float) are resized to it *by the warp itself*: one resampling pass
+    instead of a resize followed by a warp (bilinear; no antialiasing, so use it when enlarging or
+    keeping the size). Masks follow with nearest neighbour. The result is float32 either way.
     """
     import tensorflow as tf
 
+    if output_size is not None:
+        images = tf.convert_to_tensor(images)
+        transform = resize_transforms(params["transform"], tf.shape(images)[1:3], output_size)
+        if _WARP_GATHER and config.fill_mode in ("reflect", "nearest"):
+            images = warp_bilinear_gather(images, transform, output_size, config.fill_mode)
+        else:
+            if images.dtype != tf.uint8 or not _WARP_UINT8:
+                images = tf.cast(images, tf.float32)
+            images = apply_transforms(
+                images, transform, "bilinear", config.fill_mode, output_size=output_size
+            )
+        if masks is not None:
+            masks = tf.cast(masks, tf.float32)
+            masks = apply_transforms(masks, transform, "nearest", config.fill_mode, output_size=output_size)
     images = tf.cast(images, tf.float32)
-    if config.has_geometry:
+    if config.has_geometry and output_size is None:
         images = apply_transforms(images, params["transform"], "bilinear", config.fill_mode)
         if masks is not None:
             masks = tf.cast(masks, tf.float32)

@@ -147,6 +147,31 @@ def _resize_antialias_when_shrinking(image, new_size, method):
     )
 
 
+def shrink_to_fit(image, size):
+    """`resize(image, size)` when `image` (`[H, W, C]`) is larger than `size` in either dimension,
+    else `image` unchanged (any size, its dtype).
+
+    For the fused resize + warp (`skinkeras.preprocessing.augment.apply_augment_params` with
+    `output_size`): the warp does not antialias, so an image it would shrink is first resized with
+    antialiasing (as `resize` does); one it enlarges or keeps is left to the warp. A uint8 image
+    stays uint8 (rounded).
+    """
+    import tensorflow as tf
+
+    height, width = _pair(size, "size")
+    image = tf.convert_to_tensor(image)
+    dtype = image.dtype
+
+    def shrink():
+        resized = resize(image, (height, width))
+        if dtype.is_integer:
+            resized = tf.round(tf.clip_by_value(resized, dtype.min, dtype.max))
+        return tf.cast(resized, dtype)
+
+    shrinking = tf.reduce_any(tf.shape(image)[:2] > tf.constant([height, width]))
+    return tf.cond(shrinking, shrink, lambda: image)
+
+
 def resize_shorter_side(image, shorter_side: int, method: str = "bilinear"):
     """Resizes an `[H, W, C]` image, keeping its aspect ratio, so that min(H, W) == shorter_side."""
     import tensorflow as tf
