@@ -15,6 +15,7 @@ from skinkeras.preprocessing.augment import (  # noqa: E402
     apply_augment_params,
     apply_transforms,
     augment_batch,
+    fused_augment_image,
     random_augment_params,
     resize_transforms,
     warp_bilinear_gather,
@@ -346,3 +347,21 @@ def test_gather_warp_matches_the_op(fill_mode):
         ).numpy()
         assert out.dtype == np.float32
         np.testing.assert_allclose(out, reference, atol=1e-3)
+
+
+@pytest.mark.parametrize("size", [(150, 200), (31, 17), (224, 224)])
+def test_fused_augment_image_xla_matches_the_op_path(size):
+    """The XLA-compiled gather warp + photometric of one image (padded to a fixed canvas) gives
+    what `apply_augment_params(..., output_size=...)` gives with the op."""
+    config = AugmentConfig()
+    params = random_augment_params(2, 224, 224, tf.constant([6, 1]), config)
+    for i, dtype in enumerate((np.uint8, np.float32)):
+        image = _smooth_image(*size, seed=i).astype(dtype)
+        one = {key: value[i] for key, value in params.items()}
+        out = run_both(lambda x: fused_augment_image(x, one, (224, 224), config), image)
+        expected = apply_augment_params(
+            image[None], {key: value[i : i + 1] for key, value in params.items()}, config=config,
+            output_size=(224, 224),
+        ).numpy()[0]
+        assert out.shape == (224, 224, 3) and out.dtype == np.float32
+        np.testing.assert_allclose(out, expected, atol=1e-2)

@@ -31,10 +31,6 @@ import dataclasses
 import math
 
 FILL_MODES = ("reflect", "constant", "nearest", "wrap")
-# Fused resize + warp (`output_size`): warp uint8 images as uint8 (the op truncates its bilinear
-# result) instead of casting to float32 first. Chosen by measurement, see apply_augment_params.
-_WARP_UINT8 = False
-_WARP_GATHER = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,13 +200,17 @@ def apply_transforms(
     )
 
 
-def warp_bilinear_gather(images, transforms, output_size, fill_mode: str = "reflect"):
-    """`apply_transforms(images, transforms, "bilinear", fill_mode, output_size)` written with a
-    gather: one row of 2x2 neighbours per output pixel instead of the op's per-channel generator.
+def warp_bilinear_gather(images, transforms, output_size, fill_mode: str = "reflect", input_size=None):
+    """`apply_transforms(images, transforms, "bilinear", fill_mode, output_size)` written with
+    gathers of each output pixel's 2x2 neighbours, for XLA (`fused_augment_image`); without XLA
+    it is slower than the op.
 
     Same coordinates, fill handling ("reflect" / "nearest": points outside are mapped in, then
     clamped, as the op does) and bilinear weights as `ImageProjectiveTransformV3`; the result is
     float32. "constant" and "wrap" are not handled here (use `apply_transforms`).
+
+    `input_size` (`int32[2]`, `(height, width)`): the images are the top-left part of a larger,
+    zero-padded canvas `images`, so that XLA sees one fixed shape whatever the image size.
     """
     import numpy as np
     import tensorflow as tf
@@ -220,7 +220,11 @@ def warp_bilinear_gather(images, transforms, output_size, fill_mode: str = "refl
     out_h, out_w = (int(v) for v in output_size)
     images = tf.convert_to_tensor(images)
     shape = tf.shape(images)
-    height, width, channels = shape[1], shape[2], images.shape[-1]
+    canvas_height, canvas_width, channels = shape[1], shape[2], images.shape[-1]
+    if input_size is None:
+        height, width = canvas_height, canvas_width
+    else:
+        height, width = input_size[0], input_size[1]
     grid_y, grid_x = np.mgrid[0:out_h, 0:out_w].astype(np.float32)
     xs = tf.constant(grid_x.reshape(1, -1))
     ys = tf.constant(grid_y.reshape(1, -1))
@@ -239,18 +243,74 @@ def warp_bilinear_gather(images, transforms, output_size, fill_mode: str = "refl
     y0 = tf.floor(y)
     fx = x - x0
     fy = y - y0
-    index = tf.cast(y0, tf.int32) * width + tf.cast(x0, tf.int32)  # [B, N]
-    # Each pixel with its right, lower and lower-right neighbours (edge repeated: weight 0 there).
-    right = tf.concat([images[:, :, 1:], images[:, :, -1:]], axis=2)
-    below = tf.concat([images[:, 1:], images[:, -1:]], axis=1)
-    below_right = tf.concat([right[:, 1:], right[:, -1:]], axis=1)
-    quads = tf.concat([images, right, below, below_right], axis=-1)
-    quads = tf.reshape(quads, tf.stack([shape[0], height * width, 4 * channels]))
-    picked = tf.cast(tf.gather(quads, index, batch_dims=1), tf.float32)  # [B, N, 4C]
-    picked = tf.reshape(picked, tf.stack([shape[0], out_h * out_w, 4, channels]))
-    weights = tf.stack([(1.0 - fx) * (1.0 - fy), fx * (1.0 - fy), (1.0 - fx) * fy, fx * fy], axis=-1)
-    out = tf.reduce_sum(picked * weights[..., None], axis=2)
+    index = tf.cast(y0, tf.int32) * canvas_width + tf.cast(x0, tf.int32)  # [B, N]
+    # Four gathers from the flat image, i.e. each output pixel's 2x2 neighbours (at the last row /
+    # column of the image the next one is itself, with weight 0): under XLA they fuse with the
+    # weighting into one loop, ~3x cheaper than the op on CPU.
+    flat = tf.reshape(images, tf.stack([shape[0], canvas_height * canvas_width, channels]))
+    x1 = tf.cast(tf.minimum(x0 + 1.0, width_f - 1.0), tf.int32) - tf.cast(x0, tf.int32)
+    y1 = (tf.cast(tf.minimum(y0 + 1.0, height_f - 1.0), tf.int32) - tf.cast(y0, tf.int32)) * canvas_width
+
+    def pick(offset):
+        return tf.cast(tf.gather(flat, index + offset, batch_dims=1), tf.float32)
+
+    fx = fx[..., None]
+    fy = fy[..., None]
+    top = pick(0) * (1.0 - fx) + pick(x1) * fx
+    bottom = pick(y1) * (1.0 - fx) + pick(y1 + x1) * fx
+    out = top * (1.0 - fy) + bottom * fy
     return tf.reshape(out, tf.stack([shape[0], out_h, out_w, channels]))
+
+
+def fused_augment_image(image, params, output_size, config: AugmentConfig = AugmentConfig()):
+    """`apply_augment_params(image[None], params[None], config, output_size)[0]` for ONE image
+    `[H, W, 3]` no larger than `output_size`, compiled with XLA into one loop nest.
+
+    The image is zero-padded to an `output_size` canvas so that the XLA function sees a single
+    shape (compiled once per output size and config, whatever the image sizes); the warp is
+    `warp_bilinear_gather` (same coordinates, fill and weights as `ImageProjectiveTransformV3`),
+    then brightness / contrast as in `apply_augment_params`. On the 2-core CPU: 0.56 ms CPU per
+    HAM10000 image (200x150 -> 224x224) vs 1.67 ms for the op + photometric ops, one thread. Needs `fill_mode` "reflect" or "nearest".
+    `params`: one image's parameters (`"transform"` `[8]`, `"contrast"`, `"brightness"` scalars).
+    """
+    import tensorflow as tf
+
+    out_h, out_w = (int(v) for v in output_size)
+    image = tf.convert_to_tensor(image)
+    size = tf.shape(image)[:2]
+    canvas = tf.pad(image, [[0, out_h - size[0]], [0, out_w - size[1]], [0, 0]])
+    canvas = tf.ensure_shape(canvas, [out_h, out_w, 3])
+    transform = resize_transforms(params["transform"][None], size, (out_h, out_w))
+    run = _fused_augment_function(out_h, out_w, config, image.dtype.name)
+    return run(canvas[None], transform, size, params["contrast"][None], params["brightness"][None])[0]
+
+
+_FUSED_FUNCTIONS = {}
+
+
+def _fused_augment_function(out_h, out_w, config, dtype_name):
+    key = (out_h, out_w, config, dtype_name)
+    if key not in _FUSED_FUNCTIONS:
+        import tensorflow as tf
+
+        def run(canvas, transform, size, contrast, brightness):
+            images = warp_bilinear_gather(canvas, transform, (out_h, out_w), config.fill_mode, input_size=size)
+            return _photometric(images, contrast, brightness, config)
+
+        _FUSED_FUNCTIONS[key] = tf.function(run, jit_compile=True, reduce_retracing=True)
+    return _FUSED_FUNCTIONS[key]
+
+
+def _photometric(images, contrast, brightness, config):
+    import tensorflow as tf
+
+    if not (config.contrast or config.brightness):
+        return images
+    factor = contrast[:, None, None, None]
+    offset = brightness[:, None, None, None]
+    if config.contrast:
+        offset = offset + tf.reduce_mean(images, axis=[1, 2], keepdims=True) * (1.0 - factor)
+    return tf.clip_by_value(images * factor + offset, 0.0, 255.0)
 
 
 def _reflect_coordinate(coordinate, length):
@@ -305,14 +365,10 @@ def apply_augment_params(
     if output_size is not None:
         images = tf.convert_to_tensor(images)
         transform = resize_transforms(params["transform"], tf.shape(images)[1:3], output_size)
-        if _WARP_GATHER and config.fill_mode in ("reflect", "nearest"):
-            images = warp_bilinear_gather(images, transform, output_size, config.fill_mode)
-        else:
-            if images.dtype != tf.uint8 or not _WARP_UINT8:
-                images = tf.cast(images, tf.float32)
-            images = apply_transforms(
-                images, transform, "bilinear", config.fill_mode, output_size=output_size
-            )
+        # float32: the op would truncate a uint8 result (and measured slower on uint8).
+        images = apply_transforms(
+            tf.cast(images, tf.float32), transform, "bilinear", config.fill_mode, output_size=output_size
+        )
         if masks is not None:
             masks = tf.cast(masks, tf.float32)
             masks = apply_transforms(masks, transform, "nearest", config.fill_mode, output_size=output_size)
