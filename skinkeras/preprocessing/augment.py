@@ -270,7 +270,8 @@ def fused_augment_image(image, params, output_size, config: AugmentConfig = Augm
     shape (compiled once per output size and config, whatever the image sizes); the warp is
     `warp_bilinear_gather` (same coordinates, fill and weights as `ImageProjectiveTransformV3`),
     then brightness / contrast as in `apply_augment_params`. On the 2-core CPU: 0.56 ms CPU per
-    HAM10000 image (200x150 -> 224x224) vs 1.67 ms for the op + photometric ops, one thread. Needs `fill_mode` "reflect" or "nearest".
+    HAM10000 image (200x150 -> 224x224) vs 1.67 ms for the op + photometric ops, one thread.
+    Needs `fill_mode` "reflect" or "nearest".
     `params`: one image's parameters (`"transform"` `[8]`, `"contrast"`, `"brightness"` scalars).
     """
     import tensorflow as tf
@@ -294,7 +295,9 @@ def _fused_augment_function(out_h, out_w, config, dtype_name):
         import tensorflow as tf
 
         def run(canvas, transform, size, contrast, brightness):
-            images = warp_bilinear_gather(canvas, transform, (out_h, out_w), config.fill_mode, input_size=size)
+            images = warp_bilinear_gather(
+                canvas, transform, (out_h, out_w), config.fill_mode, input_size=size
+            )
             return _photometric(images, contrast, brightness, config)
 
         _FUSED_FUNCTIONS[key] = tf.function(run, jit_compile=True, reduce_retracing=True)
