@@ -34,9 +34,10 @@ XLA-compiled function (`skinkeras.preprocessing.augment.fused_augment_image`: th
 a fixed canvas, four gathers per output pixel; 0.56 vs 1.67 ms CPU per image with the op, one
 thread); `_FUSED_XLA = False` uses the op. Every other mode resizes in stage 2 as before.
 `skinkeras bench pipeline --root ../shared/data/ham10000 --image-size 224 --repeats 3` on the
-2-core machine: 1,069 images/s before (2.3x the PIL loader, 543 images per CPU-second), 1,619
-after (3.6x; 1,259 images per CPU-second); single runs of the full pipeline gave 1,615 to 2,416
-images/s, the low ones with only 120-145 % CPU (the machine is shared).
+2-core machine, median images/s over all 7,993 images: 1,069 before (2.3x the PIL loader; 543
+images per CPU-second); with the fused XLA warp 1,619 and 2,235 (3.6x, 5.2x; about 1,300 images
+per CPU-second), the spread from runs stuck at ~1,620 with tf.data's autotuner; with the
+autotuner off (below) 2,118 (4.8x).
 5. batching, then per batch: metadata missing-value augmentation (p = 0.1 per property) and
    encoding, labels;
 6. prefetch.
@@ -85,6 +86,7 @@ LABEL_MODES = ("one_hot", "index")
 AUGMENT_ON = ("batch", "image")
 AUTOTUNE = -1  # tf.data.AUTOTUNE, without importing TensorFlow at module import
 _FUSED_XLA = True  # fused resize + warp: the XLA-compiled gather warp (False: the TF op)
+_TF_DATA_AUTOTUNE = False  # classification datasets: see the end of make_classification_dataset
 
 
 def make_classification_dataset(
@@ -280,7 +282,12 @@ def make_classification_dataset(
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     dataset = tf.data.Dataset.zip(dataset, _seed_pairs(seed + 2000))
     dataset = dataset.map(finish_batch, num_parallel_calls=num_parallel_calls)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    # tf.data's autotuner off: AUTOTUNE parallelism is then the number of cores. With it on, about
+    # one run in three of `skinkeras bench pipeline` (2 cores) settled at ~1,620 images/s and
+    # 120-145 % CPU instead of ~2,300 and 180 %; with it off, 11 runs out of 11 gave 1,880-2,440.
+    options = tf.data.Options()
+    options.autotune.enabled = _TF_DATA_AUTOTUNE
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
 def make_segmentation_dataset(
