@@ -22,18 +22,19 @@ SPLITS = ("test", "val", "train", "all")
 
 
 def load_run_preprocessing(run_dir: Path) -> dict:
-    path = Path(run_dir) / "preprocessing.json"
+    from skinkeras.training.trainer import PREPROCESSING_FILE
+
+    path = Path(run_dir) / PREPROCESSING_FILE
     if not path.exists():
-        raise SkinkerasError(f"{run_dir} is not a training run: it has no preprocessing.json")
+        raise SkinkerasError(f"{run_dir} is not a training run: it has no {PREPROCESSING_FILE}")
     return json.loads(path.read_text())
 
 
 def evaluation_table(run_dir: Path, data_root, dataset: str | None, split: str):
     """The samples to evaluate: the run's own split of its dataset, or all images of a root."""
-    import pandas as pd
-
     from skinkeras.data.registry import load_dataset
     from skinkeras.experiments.config import load_config
+    from skinkeras.training.trainer import read_split
 
     if split not in SPLITS:
         raise SkinkerasError(f"--split must be one of {', '.join(SPLITS)}. Received: {split!r}")
@@ -45,11 +46,10 @@ def evaluation_table(run_dir: Path, data_root, dataset: str | None, split: str):
             log.warning("left out %s: %s %s", problem.image_id, problem.kind, problem.detail)
     if split == "all":
         return table
-    split_path = Path(run_dir) / "split.csv"
-    if not split_path.exists():
+    by_id = read_split(run_dir)
+    if by_id is None:
         raise SkinkerasError(f"{run_dir} has no split.csv; use --split all for an external set")
-    stored = pd.read_csv(split_path, dtype=str, keep_default_na=False)
-    wanted = set(stored.loc[stored["split"] == split, "image_id"])
+    wanted = {image_id for image_id, part in by_id.items() if part == split}
     subset = table.subset(table.samples["image_id"].isin(wanted))
     if len(subset) == 0:
         raise SkinkerasError(

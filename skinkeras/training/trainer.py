@@ -48,11 +48,20 @@ class RunData:
         return self.table.subset(self.table.samples["split"] == name)
 
 
+def read_split(run_dir) -> dict[str, str] | None:
+    """The run's stored split as image_id -> "train" / "val" / "test", or None without split.csv."""
+    import pandas as pd
+
+    path = Path(run_dir) / SPLIT_FILE
+    if not path.exists():
+        return None
+    stored = pd.read_csv(path, dtype=str, keep_default_na=False)
+    return dict(zip(stored["image_id"], stored["split"]))
+
+
 def prepare_data(config: ExperimentConfig, run_dir: Path) -> RunData:
     """Loads the dataset, splits it by lesion (or reuses the run's split.csv) and fits the metadata
     encoding on the training part. Writes split.csv, preprocessing.json and skipped.json."""
-    import pandas as pd
-
     from skinkeras.data.metadata import MetadataEncoding
     from skinkeras.data.registry import load_dataset
     from skinkeras.data.splits import train_val_test_split, with_split_column
@@ -66,17 +75,15 @@ def prepare_data(config: ExperimentConfig, run_dir: Path) -> RunData:
         excluded = [p for p in table.problems if p.excludes]
         log.warning("%d problems in the dataset (%d images left out); see %s", len(table.problems),
                     len(excluded), run_dir / "skipped.json")
-    split_path = run_dir / SPLIT_FILE
-    if split_path.exists():
-        stored = pd.read_csv(split_path, dtype=str, keep_default_na=False)
-        by_id = dict(zip(stored["image_id"], stored["split"]))
+    by_id = read_split(run_dir)
+    if by_id is not None:
         samples = table.samples.copy()
         samples["split"] = samples["image_id"].map(by_id).fillna("")
         table = dataclasses.replace(table, samples=samples)
     else:
         split = train_val_test_split(table, config.data.split_fractions, seed=config.data.split_seed)
         table = with_split_column(table, split)
-        table.samples[["image_id", "lesion_id", "label", "split"]].to_csv(split_path, index=False)
+        table.samples[["image_id", "lesion_id", "label", "split"]].to_csv(run_dir / SPLIT_FILE, index=False)
     if config.data.limit:
         # Smoke runs: a class-stratified sample of the training part only; val/test stay whole.
         samples = table.samples
