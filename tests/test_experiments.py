@@ -74,3 +74,16 @@ def test_config_round_trips_through_json(tmp_path):
 def test_unknown_experiment_lists_known_ones():
     with pytest.raises(ConfigError, match="ham10000_soft_attention"):
         get_experiment("no_such_experiment")
+
+
+def test_task_is_checked_and_dispatched():
+    from skinkeras.errors import ConfigError
+    from skinkeras.experiments.config import ExperimentConfig, apply_overrides
+    from skinkeras.training import tasks
+    from skinkeras.training.trainer import train
+
+    with pytest.raises(ConfigError, match="task must be one of"):
+        apply_overrides(ExperimentConfig(), ["task=detection"])
+    assert tasks.task_function("classification", "train") is train
+    with pytest.raises(ConfigError, match="unknown task"):
+        tasks.task_function("detection", "train")

@@ -19,11 +19,16 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from skinkeras.evaluation.run_evaluation import evaluate_run
+    from skinkeras.training.tasks import evaluate_experiment_run
 
-    metrics, files = evaluate_run(args.run_dir, args.data_root, dataset=args.dataset, split=args.split,
+    metrics, files = evaluate_experiment_run(args.run_dir, args.data_root, dataset=args.dataset, split=args.split,
                                   out_dir=args.out, multi_crop=args.multi_crop,
                                   n_resamples=args.resamples, target_sensitivity=args.sensitivity)
+    if "summary" in metrics:  # tasks other than classification say what matters to them
+        print(metrics["summary"])
+        for name, path in files.items():
+            print(f"{name}: {path}")
+        return 0
     low, high = metrics["balanced_accuracy_ci"]
     auc_low, auc_high = metrics["macro_auc_ci"]
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731

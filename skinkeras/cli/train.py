@@ -27,7 +27,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from skinkeras.experiments import apply_overrides, get_experiment
-    from skinkeras.training.trainer import train
+    from skinkeras.training.tasks import train_experiment
 
     experiment = get_experiment(args.experiment)
     overrides = list(args.overrides)
@@ -41,7 +41,7 @@ def run(args) -> int:
     out = Path(args.out or Path("saved_models") / experiment.name)
     if args.resume and overrides:
         print("note: --resume uses the run's stored config.json; the overrides given are ignored")
-    summary = train(config, out, resume=args.resume)
+    summary = train_experiment(config, out, resume=args.resume)
     print(json.dumps(summary, indent=2))
     print(f"run directory: {out}")
     return 0

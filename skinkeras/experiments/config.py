@@ -82,14 +82,47 @@ class TrainConfig:
 
 
 @dataclasses.dataclass
+class SegmentationConfig:
+    """Lesion segmentation (task "segmentation", paper 002's first stage)."""
+
+    architecture: str = "unet"  # unet (paper 002) | unet_encoder (a registry backbone as encoder)
+    encoder: str = ""  # registry backbone name for architecture=unet_encoder
+    base_filters: int = 32  # filters of the first encoder block (doubled per block)
+    dice_weight: float = 1.0  # loss = dice_weight * (1 - soft Dice) + bce_weight * BCE
+    bce_weight: float = 1.0
+    threshold: float = 0.5  # probability -> binary mask
+
+
+@dataclasses.dataclass
+class TwoStageConfig:
+    """Paper 002's pipeline (task "two_stage"): segment, crop, five SE-CNNs, ensemble."""
+
+    segmenter_run: str = ""  # a trained segmentation run directory ("" = train one first)
+    backbones: tuple[str, ...] = ("InceptionV3", "DenseNet169", "ResNet50", "InceptionResNetV2", "Xception")
+    hidden_units: int = 128  # SE -> GAP -> Dense(128) -> Dense(classes)
+    crop_margin: float = 0.1  # bounding-box margin, as a fraction of the box size
+    use_segmentation: bool = True
+
+
+TASKS = ("classification", "segmentation", "two_stage")
+
+
+@dataclasses.dataclass
 class ExperimentConfig:
-    """A whole experiment: data, model, training."""
+    """A whole experiment: data, model, training (and the task-specific sections)."""
 
     name: str = "experiment"
     description: str = ""
+    task: str = "classification"  # classification | segmentation | two_stage (see skinkeras.training.tasks)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    segmentation: SegmentationConfig = dataclasses.field(default_factory=SegmentationConfig)
+    two_stage: TwoStageConfig = dataclasses.field(default_factory=TwoStageConfig)
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ConfigError(f"task must be one of {', '.join(TASKS)}. Received: task={self.task!r}")
 
 
 def to_dict(config) -> dict:
