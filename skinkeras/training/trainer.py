@@ -222,8 +222,13 @@ def _metrics(num_classes: int):
     ]
 
 
-def train(config: ExperimentConfig, run_dir, *, resume: bool = False, verbose="auto") -> dict:
-    """Trains `config` into `run_dir` (or continues the run there with `resume=True`)."""
+def train(config: ExperimentConfig, run_dir, *, resume: bool = False, verbose="auto",
+          classifier_overrides: dict | None = None) -> dict:
+    """Trains `config` into `run_dir` (or continues the run there with `resume=True`).
+
+    `classifier_overrides` replaces `ClassifierConfig` fields the experiment config does not
+    carry (the two-stage pipeline's `hidden_units=128`); a resumed run reloads its model instead.
+    """
     import keras
 
     from skinkeras.saving import load_model
@@ -257,7 +262,8 @@ def train(config: ExperimentConfig, run_dir, *, resume: bool = False, verbose="a
         else:
             from skinkeras.models.classifier import build_classifier
 
-            model = build_classifier(classifier_config(config, data, precision))
+            model = build_classifier(dataclasses.replace(
+                classifier_config(config, data, precision), **(classifier_overrides or {})))
             set_batchnorm_momentum(model, config)
             model.compile(optimizer=_optimizer(config), loss=_loss(config, data),
                           metrics=_metrics(len(data.class_names)))
