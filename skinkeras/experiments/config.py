@@ -102,6 +102,13 @@ class TwoStageConfig:
     hidden_units: int = 128  # SE -> GAP -> Dense(128) -> Dense(classes)
     crop_margin: float = 0.1  # bounding-box margin, as a fraction of the box size
     use_segmentation: bool = True
+    # "segmented": classifiers on the lesion crops; "whole": on whole images (the paper's "without").
+    variants: tuple[str, ...] = ("segmented", "whole")
+    # Stratified, seeded share of the training images held out as the test set when the release
+    # has no Test folder (classifiers train on the rest; ensembles are fitted on Validation).
+    test_fraction: float = 0.2
+    lc_epochs: int = 500  # LC ensemble head: full-batch Adam epochs on the validation predictions
+    lc_learning_rate: float = 0.01
 
 
 TASKS = ("classification", "segmentation", "two_stage")
