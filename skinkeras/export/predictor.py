@@ -1,0 +1,167 @@
+"""One prediction interface over a run directory, a serving SavedModel and a `.tflite` file.
+
+`load_predictor(path)` recognises what `path` is and returns a `Predictor` whose
+`predict(pixels, age, sex, site)` takes one raw uint8 RGB image of any size and plain metadata
+values, and returns the class probabilities. Each kind prepares the image the way its users do:
+the Keras model of a run through `serving.preprocess_images` (the evaluation pipeline), the
+SavedModel inside its graph, the TFLite model with the app-side resize and `encode_numpy` described
+in its metadata_encoding.json. Metadata values are checked first (`check_metadata`), so a typo in
+a site is an error, not a silent "unknown".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from skinkeras.errors import SkinkerasError
+
+MIN_AGE, MAX_AGE = 0.0, 120.0
+
+
+def check_metadata(spec, age=None, sex=None, site=None) -> tuple[float, str, str]:
+    """Validated `(age, sex, site)`: age NaN when None, sex / site "unknown" when None.
+
+    Raises SkinkerasError for an age outside 0..120, a sex other than female/male/unknown or a
+    site outside the run's vocabulary (the message lists the valid values).
+    """
+    from skinkeras.data.metadata import SEXES, UNKNOWN
+
+    if age is None or (isinstance(age, float) and math.isnan(age)):
+        age_value = float("nan")
+    else:
+        try:
+            age_value = float(age)
+        except (TypeError, ValueError):
+            raise SkinkerasError(f"--age must be a number of years. Received: {age!r}") from None
+        if not MIN_AGE <= age_value <= MAX_AGE:
+            raise SkinkerasError(f"--age must be in {MIN_AGE:g}..{MAX_AGE:g} years. Received: {age!r}")
+    sex_value = UNKNOWN if sex is None else str(sex).strip().lower()
+    if sex_value not in SEXES:
+        raise SkinkerasError(f"--sex must be one of {', '.join(SEXES)}. Received: {sex!r}")
+    site_value = UNKNOWN if site is None else str(site).strip().lower()
+    if spec.metadata is not None and site_value not in spec.metadata.sites:
+        raise SkinkerasError(f"--site must be one of: {', '.join(spec.metadata.sites)}. Received: {site!r}")
+    return age_value, sex_value, site_value
+
+
+def read_image(path) -> np.ndarray:
+    """A user's image file as uint8 RGB `[H, W, 3]`; an unreadable or non-image file raises
+    DataError naming it."""
+    from skinkeras.data.images import read_image_rgb
+
+    return read_image_rgb(path)
+
+
+class Predictor:
+    """Probabilities from one kind of model. Attributes: `kind` ("run", "saved_model" or
+    "tflite"), `spec` (`serving.RunSpec`), `keras_model` (runs only, for heatmaps)."""
+
+    kind = ""
+    keras_model = None
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.spec.class_names
+
+    def encode(self, age, sex, site):
+        if self.spec.metadata is None:
+            return None
+        return self.spec.metadata.encode_numpy([age], [sex], [site])[0]
+
+    def prepare(self, pixels) -> np.ndarray:
+        from skinkeras.export.serving import preprocess_images
+
+        return preprocess_images(pixels, self.spec.image_size, color_constancy=self.spec.color_constancy).numpy()
+
+    def predict(self, pixels, age=None, sex=None, site=None) -> np.ndarray:
+        """float32[C] for one uint8 image `[H, W, 3]` and plain metadata values (checked)."""
+        age, sex, site = check_metadata(self.spec, age, sex, site)
+        return self._predict(np.asarray(pixels, np.uint8), age, sex, site)
+
+    def _predict(self, pixels, age, sex, site):
+        raise NotImplementedError
+
+
+class RunPredictor(Predictor):
+    kind = "run"
+
+    def __init__(self, run_dir):
+        from skinkeras.export.serving import load_run_spec
+        from skinkeras.training.trainer import load_run_model
+
+        super().__init__(load_run_spec(run_dir))
+        self.keras_model = load_run_model(run_dir)
+
+    def _predict(self, pixels, age, sex, site):
+        inputs = {"image": self.prepare(pixels)[None]}
+        if self.spec.metadata is not None:
+            inputs["metadata"] = self.encode(age, sex, site)[None]
+        return np.asarray(self.keras_model.predict_on_batch(inputs)[0], np.float32)
+
+
+class SavedModelPredictor(Predictor):
+    kind = "saved_model"
+
+    def __init__(self, directory):
+        import tensorflow as tf
+
+        super().__init__(_spec_beside(directory))
+        self.serve = tf.saved_model.load(str(directory)).signatures["serving_default"]
+
+    def _predict(self, pixels, age, sex, site):
+        import tensorflow as tf
+
+        inputs = {"images": tf.constant(pixels[None])}
+        if self.spec.metadata is not None:
+            inputs.update(age=tf.constant([age], tf.float32), sex=tf.constant([sex]), site=tf.constant([site]))
+        return self.serve(**inputs)["probabilities"].numpy()[0]
+
+
+class TFLitePredictor(Predictor):
+    kind = "tflite"
+
+    def __init__(self, model_file, *, num_threads: int | None = None):
+        from skinkeras.export.tflite import LiteRTModel
+
+        super().__init__(_spec_beside(Path(model_file).parent))
+        self.model = LiteRTModel(model_file, num_threads=num_threads)
+
+    def _predict(self, pixels, age, sex, site):
+        return self.model.predict(self.prepare(pixels), self.encode(age, sex, site))
+
+
+def _spec_beside(directory):
+    from skinkeras.export.serving import ENCODING_FILE, RunSpec
+
+    path = Path(directory) / ENCODING_FILE
+    if not path.exists():
+        raise SkinkerasError(f"{path} is missing: an export needs its {ENCODING_FILE} (written by skinkeras export)")
+    return RunSpec.from_description(json.loads(path.read_text()))
+
+
+def load_predictor(path) -> Predictor:
+    """A `Predictor` for a run directory, a SavedModel directory or a `.tflite` file (or a folder
+    holding model.tflite)."""
+    from skinkeras.export.tflite import MODEL_FILE
+    from skinkeras.training.trainer import PREPROCESSING_FILE
+
+    path = Path(path)
+    if not path.exists():
+        raise SkinkerasError(f"{path}: no such run directory, SavedModel or .tflite file")
+    if path.is_dir() and (path / PREPROCESSING_FILE).exists():
+        return RunPredictor(path)
+    if path.is_dir() and (path / "saved_model.pb").exists():
+        return SavedModelPredictor(path)
+    if path.is_dir() and (path / MODEL_FILE).exists():
+        path = path / MODEL_FILE
+    if path.is_file() and path.suffix == ".tflite":
+        return TFLitePredictor(path)
+    raise SkinkerasError(f"{path} is not a run directory (no {PREPROCESSING_FILE}), a SavedModel "
+                         "(no saved_model.pb) or a .tflite file")

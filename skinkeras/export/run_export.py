@@ -1,0 +1,88 @@
+"""`skinkeras export RUN_DIR`: a run's best model as a serving SavedModel or a TFLite model,
+verified against the Keras model on real held-out images, with a model card.
+
+Layout written (default under RUN_DIR/export/):
+
+    saved_model/        SavedModel (`serve` = `serving_default`: raw uint8 images + age/sex/site)
+    tflite_<quantize>/  model.tflite (fixed [1, S, S, 3] float image + [1, F] metadata vector)
+    each with           labels.txt, metadata_encoding.json, export.json, verification.json,
+                        MODEL_CARD.md
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from skinkeras.errors import SkinkerasError
+
+log = logging.getLogger(__name__)
+FORMATS = ("saved_model", "tflite")
+
+
+def default_out_dir(run_dir, fmt: str, quantize: str = "float32") -> Path:
+    return Path(run_dir) / "export" / ("saved_model" if fmt == "saved_model" else f"tflite_{quantize}")
+
+
+def export_run(run_dir, fmt: str = "saved_model", *, quantize: str = "float32", out_dir=None,
+               force: bool = False, verify: bool = True, data_root=None, split: str = "test",
+               limit: int | None = None, calibration_samples: int | None = None, model=None) -> dict:
+    """Exports the run's best model; returns {"path", "format", "quantize", "size_bytes",
+    "verification" (dict or None), "model_card" (path or None)}.
+
+    `data_root` (default: the run's config data.root) holds the images for int8 calibration (the
+    training split) and verification (`split`, at most `limit` images).
+    """
+    from skinkeras.export.serving import EXPORT_INFO_FILE, export_serving_saved_model, load_run_spec
+    from skinkeras.export.tflite import (
+        DEFAULT_CALIBRATION_SAMPLES, MODEL_FILE, QUANTIZATIONS, export_tflite, representative_dataset)
+    from skinkeras.export.verify import default_data_root, verify_export
+    from skinkeras.training.trainer import load_run_model
+
+    run_dir = Path(run_dir)
+    if fmt not in FORMATS:
+        raise SkinkerasError(f"--format must be one of {', '.join(FORMATS)}. Received: {fmt!r}")
+    if fmt == "tflite" and quantize not in QUANTIZATIONS:
+        raise SkinkerasError(f"--quantize must be one of {', '.join(QUANTIZATIONS)}. Received: {quantize!r}")
+    spec = load_run_spec(run_dir)
+    out_dir = Path(out_dir) if out_dir else default_out_dir(run_dir, fmt, quantize)
+    if out_dir.exists() and not force:  # before the slow part
+        raise SkinkerasError(f"{out_dir} exists; choose another path with --out or pass --force to replace it")
+    model = model or load_run_model(run_dir)
+    info = {"run_dir": str(run_dir.resolve()), "image_size": spec.image_size,
+            "class_names": list(spec.class_names), "metadata": spec.metadata is not None}
+    if fmt == "saved_model":
+        path = export_serving_saved_model(model, spec, out_dir, force=force, info=info)
+        size = json.loads((path / EXPORT_INFO_FILE).read_text())["size_bytes"]  # without the sidecars
+        quantize = None
+    else:
+        representative = None
+        if quantize == "int8":
+            root = data_root or default_data_root(run_dir)
+            representative = representative_dataset(
+                run_dir, spec, root, samples=calibration_samples or DEFAULT_CALIBRATION_SAMPLES)
+            info["calibration"] = {"split": "train", "samples": calibration_samples or DEFAULT_CALIBRATION_SAMPLES}
+        path = export_tflite(model, spec, out_dir, quantize, representative=representative, force=force, info=info)
+        size = (path / MODEL_FILE).stat().st_size
+    result = {"path": str(path), "format": fmt, "quantize": quantize, "size_bytes": size,
+              "verification": None, "model_card": None}
+    if verify:
+        result["verification"] = verify_export(path, run_dir, data_root=data_root, split=split, limit=limit,
+                                               model=model)
+    result["model_card"] = _model_card(run_dir, path, result)
+    return result
+
+
+def _model_card(run_dir, out_dir, result: dict):
+    """MODEL_CARD.md through `skinkeras.export.model_card` (written by another module); None
+    when that module is not available."""
+    try:
+        from skinkeras.export.model_card import write_model_card
+    except ImportError:
+        log.warning("skinkeras.export.model_card is not available: no MODEL_CARD.md written")
+        return None
+    files = sorted(p.name for p in Path(out_dir).iterdir())
+    export_info = {"format": result["format"], "quantize": result["quantize"], "files": files,
+                   "size_bytes": result["size_bytes"], "verification": result["verification"]}
+    return str(write_model_card(run_dir, out_dir, export_info=export_info))

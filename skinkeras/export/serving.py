@@ -1,0 +1,226 @@
+"""What an exported model needs from its run, and the serving SavedModel built from it.
+
+`RunSpec` gathers, from a run directory, everything an export or a prediction needs besides the
+weights: class names, input size, the metadata encoding and whether images were colour-normalised.
+`preprocess_images` is the evaluation pipeline's image path (`make_classification_dataset` with
+`training=False, crop="resize"`: optional Shades of Gray, then a bilinear resize antialiased when
+shrinking) in TF ops, so the same function runs eagerly for the Keras model and inside exported
+graphs; that is what makes the exported probabilities equal the evaluated ones.
+
+`export_serving_saved_model` writes a SavedModel whose `serve` endpoint (also `serving_default`)
+takes what an app has:
+
+    images  uint8[None, None, None, 3]   raw RGB, any size (one size per call)
+    age     float32[None]                years, NaN = unknown           (metadata models only)
+    sex     string[None]                 female / male / unknown        (metadata models only)
+    site    string[None]                 anatomical site, see the vocabulary (metadata models only)
+
+and returns `probabilities` float32[None, C], `top_class` string[None] and `class_names`
+string[C]. Resizing, colour constancy, metadata encoding and the backbone's input scaling are all
+graph ops, so `tf.saved_model.load` needs neither skinkeras nor Keras.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+from skinkeras.errors import SkinkerasError
+
+LABELS_FILE = "labels.txt"
+ENCODING_FILE = "metadata_encoding.json"
+VERIFICATION_FILE = "verification.json"
+EXPORT_INFO_FILE = "export.json"
+INPUT_CONTRACT = "raw RGB 0..255 (uint8 or float32), channels last, resized to {size} x {size} (bilinear, antialiased when shrinking)"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """A run's preprocessing contract (from preprocessing.json and config.json)."""
+
+    class_names: tuple[str, ...]
+    image_size: int
+    metadata: object | None  # MetadataEncoding or None
+    color_constancy: bool = False
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def encoding_description(self) -> dict:
+        """The contract an app needs, written as metadata_encoding.json beside every export."""
+        from skinkeras.data.metadata import SEXES
+
+        description = {
+            "class_names": list(self.class_names),
+            "input_size": [self.image_size, self.image_size],
+            "image": INPUT_CONTRACT.format(size=self.image_size),
+            "color_constancy": (
+                "Shades of Gray p=6 on the full-size image before resizing" if self.color_constancy else None),
+            "metadata": None,
+        }
+        if self.metadata is not None:
+            enc = self.metadata
+            description["metadata"] = {
+                "feature_names": list(enc.feature_names),
+                "num_features": enc.num_features,
+                "age_mean": enc.age_mean,
+                "age_std": enc.age_std,
+                "age": "age_normalised = (age - age_mean) / age_std and age_missing = 0; unknown age: 0 and 1",
+                "sex_vocabulary": list(SEXES),
+                "site_vocabulary": list(enc.sites),
+                "categories": "one-hot, lower-case; a value outside the vocabulary is 'unknown'",
+            }
+        return description
+
+    @classmethod
+    def from_description(cls, description: dict) -> "RunSpec":
+        """Inverse of `encoding_description` (for exports read without their run)."""
+        from skinkeras.data.metadata import MetadataEncoding
+
+        meta = description.get("metadata")
+        encoding = None
+        if meta:
+            encoding = MetadataEncoding(age_mean=float(meta["age_mean"]), age_std=float(meta["age_std"]),
+                                        sites=tuple(meta["site_vocabulary"]))
+        return cls(class_names=tuple(description["class_names"]), image_size=int(description["input_size"][0]),
+                   metadata=encoding, color_constancy=bool(description.get("color_constancy")))
+
+
+def load_run_spec(run_dir) -> RunSpec:
+    """The `RunSpec` of a run directory written by `skinkeras train`."""
+    from skinkeras.data.metadata import MetadataEncoding
+    from skinkeras.evaluation.run_evaluation import load_run_preprocessing
+
+    run_dir = Path(run_dir)
+    preprocessing = load_run_preprocessing(run_dir)
+    color_constancy = False
+    config_path = run_dir / "config.json"
+    if config_path.exists():
+        color_constancy = bool(json.loads(config_path.read_text()).get("data", {}).get("color_constancy", False))
+    metadata = preprocessing.get("metadata")
+    return RunSpec(
+        class_names=tuple(preprocessing["class_names"]),
+        image_size=int(preprocessing["image_size"]),
+        metadata=MetadataEncoding.from_config(metadata) if metadata else None,
+        color_constancy=color_constancy,
+    )
+
+
+def preprocess_images(images, image_size: int, *, color_constancy: bool = False):
+    """`[B, H, W, 3]` (or `[H, W, 3]`) raw RGB, any dtype -> float32 `[..., S, S, 3]` in 0..255,
+    exactly as the evaluation pipeline prepares an image for the model."""
+    import tensorflow as tf
+
+    from skinkeras.preprocessing.crops import resize
+
+    # The pipeline decodes to float32 first, then normalises colour, then resizes.
+    images = tf.cast(images, tf.float32)
+    if color_constancy:
+        from skinkeras.preprocessing.color import shades_of_gray
+
+        images = shades_of_gray(images)
+    return resize(images, (image_size, image_size))
+
+
+def model_inputs(spec: RunSpec, images, metadata=None) -> dict:
+    """The Keras model's input dict for already preprocessed images and encoded metadata."""
+    inputs = {"image": images}
+    if spec.metadata is not None:
+        inputs["metadata"] = metadata
+    return inputs
+
+
+def serving_archive(model, spec: RunSpec):
+    """A `keras.export.ExportArchive` with the app-facing `serve` endpoint (see module docstring)."""
+    import keras
+    import tensorflow as tf
+
+    class_names = tf.constant(list(spec.class_names))
+    size, color_constancy, encoding = spec.image_size, spec.color_constancy, spec.metadata
+
+    def outputs(probabilities):
+        probabilities = tf.cast(probabilities, tf.float32)
+        return {
+            "probabilities": probabilities,
+            "top_class": tf.gather(class_names, tf.argmax(probabilities, axis=-1)),
+            "class_names": tf.identity(class_names),
+        }
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    images_spec = tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")
+    if encoding is None:
+        def serve(images):
+            return outputs(model({"image": preprocess_images(images, size, color_constancy=color_constancy)},
+                                 training=False))
+
+        signature = [images_spec]
+    else:
+        def serve(images, age, sex, site):
+            inputs = {"image": preprocess_images(images, size, color_constancy=color_constancy),
+                      "metadata": encoding.encode(age, sex, site)}
+            return outputs(model(inputs, training=False))
+
+        signature = [images_spec, tf.TensorSpec([None], tf.float32, name="age"),
+                     tf.TensorSpec([None], tf.string, name="sex"), tf.TensorSpec([None], tf.string, name="site")]
+    archive.add_endpoint(name="serve", fn=serve, input_signature=signature)
+    return archive
+
+
+def prepare_out_dir(out_dir, *, force: bool) -> Path:
+    """Refuses an existing `out_dir` unless `force`; returns its clean `.partial` sibling."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not force:
+        raise SkinkerasError(f"{out_dir} exists; choose another path with --out or pass --force to replace it")
+    partial = out_dir.with_name(out_dir.name + ".partial")
+    if partial.exists():
+        shutil.rmtree(partial)  # left by an interrupted export
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    return partial
+
+
+def finish_out_dir(partial: Path, out_dir) -> Path:
+    """Renames the complete `partial` into place (replacing an old export only now)."""
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        old = out_dir.with_name(out_dir.name + ".old")
+        if old.exists():
+            shutil.rmtree(old)
+        out_dir.rename(old)
+        partial.rename(out_dir)
+        shutil.rmtree(old)
+    else:
+        partial.rename(out_dir)
+    return out_dir
+
+
+def directory_size(path) -> int:
+    """Bytes of every file under `path` (or of the file `path`)."""
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def write_sidecar_files(directory, spec: RunSpec, info: dict | None = None) -> list[str]:
+    """labels.txt, metadata_encoding.json (what an app reads beside the model) and export.json
+    (`info` plus the model's size on disk, measured before the sidecar files are added)."""
+    directory = Path(directory)
+    info = dict(info or {}, size_bytes=directory_size(directory))
+    (directory / LABELS_FILE).write_text("\n".join(spec.class_names) + "\n")
+    (directory / ENCODING_FILE).write_text(json.dumps(spec.encoding_description(), indent=2) + "\n")
+    (directory / EXPORT_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    return [LABELS_FILE, ENCODING_FILE, EXPORT_INFO_FILE]
+
+
+def export_serving_saved_model(model, spec: RunSpec, out_dir, *, force: bool = False,
+                               info: dict | None = None) -> Path:
+    """Writes the serving SavedModel (plus labels.txt, metadata_encoding.json, export.json)
+    atomically: into a `.partial` sibling, renamed into place when complete."""
+    partial = prepare_out_dir(out_dir, force=force)
+    serving_archive(model, spec).write_out(str(partial), verbose=False)
+    write_sidecar_files(partial, spec, dict(info or {}, format="saved_model", quantize=None))
+    return finish_out_dir(partial, out_dir)

@@ -1,0 +1,234 @@
+"""Verification of an export against the Keras model it came from, on real held-out images.
+
+Both models see the same images of the run's held-out split (the test split by default): the
+Keras `best.keras` model gets them prepared by `serving.preprocess_images` (the evaluation
+pipeline's path), the serving SavedModel gets the raw uint8 pixels and the plain age / sex / site
+values (so its in-graph resizing and metadata encoding are checked too), a `.tflite` model gets the
+resized image and the encoded metadata vector, as an app would give them, through the LiteRT
+interpreter. Reported: max |p_export - p_keras| over every image and class, top-1 agreement, the
+balanced accuracy of both and its change. Pass criteria (module constants):
+
+    SavedModel, TFLite float32   max |dp| <= 1e-4
+    TFLite float16               max |dp| <= 1e-2, or top-1 agreement >= 99 %
+    TFLite dynamic range         top-1 agreement >= 98 %
+    TFLite int8                  top-1 agreement >= 98 %
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from skinkeras.errors import SkinkerasError
+
+log = logging.getLogger(__name__)
+
+FLOAT32_MAX_ABS_DIFF = 1e-4
+FLOAT16_MAX_ABS_DIFF = 1e-2
+FLOAT16_MIN_AGREEMENT = 0.99
+DYNAMIC_MIN_AGREEMENT = 0.98
+INT8_MIN_AGREEMENT = 0.98
+_CHUNK = 32
+
+
+def thresholds(kind: str) -> dict:
+    """Pass criteria of an export kind ("saved_model" or a TFLite quantization)."""
+    return {
+        "saved_model": {"max_abs_diff": FLOAT32_MAX_ABS_DIFF},
+        "float32": {"max_abs_diff": FLOAT32_MAX_ABS_DIFF},
+        "float16": {"max_abs_diff": FLOAT16_MAX_ABS_DIFF, "or_top1_agreement": FLOAT16_MIN_AGREEMENT},
+        "dynamic": {"top1_agreement": DYNAMIC_MIN_AGREEMENT},
+        "int8": {"top1_agreement": INT8_MIN_AGREEMENT},
+    }[kind]
+
+
+def default_data_root(run_dir) -> str:
+    """The run's own data root (config.json data.root); an error naming --data-root when absent."""
+    config_path = Path(run_dir) / "config.json"
+    root = json.loads(config_path.read_text()).get("data", {}).get("root", "") if config_path.exists() else ""
+    if not root or not Path(root).is_dir():
+        raise SkinkerasError(f"the run's data root {root!r} is not a folder here; pass --data-root DIR")
+    return root
+
+
+def held_out_table(run_dir, data_root, split: str = "test", *, limit: int | None = None, seed: int = 0):
+    """The run's `split` images found under `data_root`; a seeded random `limit` of them."""
+    from skinkeras.evaluation.run_evaluation import evaluation_table
+
+    table = evaluation_table(Path(run_dir), data_root or default_data_root(run_dir), None, split)
+    if limit and len(table) > limit:
+        chosen = np.sort(np.random.default_rng(seed).choice(len(table), size=limit, replace=False))
+        table = table.subset(table.samples.index[chosen])
+    return table
+
+
+def iterate_samples(table, spec, *, raw: bool = False):
+    """Yields `(label_index, image, metadata_vector[, raw_uint8, (age, sex, site)])` per readable row:
+    `image` float32 `[S, S, 3]` prepared as the evaluation pipeline does, metadata `[F]` or None.
+    Unreadable files are skipped with a warning, as the evaluation pipeline skips them."""
+    import tensorflow as tf
+
+    from skinkeras.data.pipeline import read_image
+    from skinkeras.export.serving import preprocess_images
+
+    for row in table.samples.itertuples(index=False):
+        try:
+            # The evaluation pipeline's decoder (TF's), so the figures match `skinkeras evaluate`.
+            pixels = read_image(row.image_path, dtype="uint8").numpy()
+        except (tf.errors.OpError, ValueError) as error:
+            log.warning("skipped unreadable %s: %s", row.image_path, str(error).splitlines()[0])
+            continue
+        image = preprocess_images(pixels, spec.image_size, color_constancy=spec.color_constancy).numpy()
+        values = (float(row.age), str(row.sex), str(row.site))
+        metadata = spec.metadata.encode_numpy(*[[v] for v in values])[0] if spec.metadata is not None else None
+        if raw:
+            yield int(row.label_index), image, metadata, pixels, values
+        else:
+            yield int(row.label_index), image, metadata
+
+
+def export_kind(path) -> tuple[str, Path]:
+    """("saved_model", dir) or (quantization, model.tflite path) of an export path."""
+    from skinkeras.export.serving import EXPORT_INFO_FILE
+    from skinkeras.export.tflite import MODEL_FILE
+
+    path = Path(path)
+    if (path / "saved_model.pb").exists():
+        return "saved_model", path
+    model_file = path / MODEL_FILE if path.is_dir() else path
+    if model_file.suffix == ".tflite" and model_file.is_file():
+        info_path = model_file.parent / EXPORT_INFO_FILE
+        quantize = json.loads(info_path.read_text()).get("quantize") if info_path.exists() else None
+        if quantize is None:
+            name = model_file.parent.name
+            quantize = name.split("_", 1)[1] if name.startswith("tflite_") else "float32"
+        return quantize, model_file
+    raise SkinkerasError(f"{path} is neither a SavedModel directory nor a .tflite model (or a folder with one)")
+
+
+class _SavedModelRunner:
+    def __init__(self, directory):
+        import tensorflow as tf
+
+        self.serve = tf.saved_model.load(str(directory)).signatures["serving_default"]
+        self.has_metadata = "age" in self.serve.structured_input_signature[1]
+
+    def predict_raw(self, pixels, values):
+        """Probabilities for a list of raw uint8 images (consecutive equal sizes go as one batch)."""
+        import tensorflow as tf
+
+        out, start = [], 0
+        while start < len(pixels):
+            end = start + 1
+            while end < len(pixels) and pixels[end].shape == pixels[start].shape:
+                end += 1
+            inputs = {"images": tf.constant(np.stack(pixels[start:end]))}
+            if self.has_metadata:
+                age, sex, site = zip(*values[start:end])
+                inputs.update(age=tf.constant(age, tf.float32), sex=tf.constant(sex), site=tf.constant(site))
+            out.append(self.serve(**inputs)["probabilities"].numpy())
+            start = end
+        return np.concatenate(out)
+
+
+def compare_predictions(kind, keras_probs, export_probs, labels, class_names) -> dict:
+    """The verification figures and verdict for probabilities of the same images."""
+    from skinkeras.evaluation.metrics import compute_metrics
+
+    keras_probs = np.asarray(keras_probs, np.float64)
+    export_probs = np.asarray(export_probs, np.float64)
+    labels = np.asarray(labels)
+    max_abs = float(np.max(np.abs(keras_probs - export_probs))) if len(labels) else float("nan")
+    agreement = float(np.mean(keras_probs.argmax(1) == export_probs.argmax(1))) if len(labels) else float("nan")
+    bacc_keras = compute_metrics(labels, keras_probs, class_names, n_resamples=0)["balanced_accuracy"]
+    bacc_export = compute_metrics(labels, export_probs, class_names, n_resamples=0)["balanced_accuracy"]
+    limits = thresholds(kind)
+    failures = []
+    if "max_abs_diff" in limits and not max_abs <= limits["max_abs_diff"]:
+        if not ("or_top1_agreement" in limits and agreement >= limits["or_top1_agreement"]):
+            failures.append(f"max |dp| {max_abs:.3g} > {limits['max_abs_diff']:g}"
+                            + (f" and top-1 agreement {agreement:.2%} < {limits['or_top1_agreement']:.0%}"
+                               if "or_top1_agreement" in limits else ""))
+    if "top1_agreement" in limits and not agreement >= limits["top1_agreement"]:
+        failures.append(f"top-1 agreement {agreement:.2%} < {limits['top1_agreement']:.0%}")
+    return {
+        "kind": kind,
+        "n": int(len(labels)),
+        "max_abs_diff": max_abs,
+        "top1_agreement": agreement,
+        "balanced_accuracy_keras": bacc_keras,
+        "balanced_accuracy_export": bacc_export,
+        "balanced_accuracy_change": (None if bacc_keras is None or bacc_export is None
+                                     else bacc_export - bacc_keras),
+        "thresholds": limits,
+        "passed": not failures,
+        "failures": failures,
+    }
+
+
+def verify_export(export_path, run_dir, *, data_root=None, split: str = "test", limit: int | None = None,
+                  model=None, write: bool = True) -> dict:
+    """Runs the export and the run's Keras model on the run's `split` images and compares them.
+
+    Returns the figures of `compare_predictions` (plus paths); writes them as verification.json
+    beside the export when `write`. `model`: the run's Keras model if already loaded.
+    """
+    from skinkeras.export.serving import VERIFICATION_FILE, load_run_spec
+    from skinkeras.export.tflite import LiteRTModel
+    from skinkeras.training.trainer import load_run_model
+
+    kind, path = export_kind(export_path)
+    spec = load_run_spec(run_dir)
+    model = model or load_run_model(run_dir)
+    table = held_out_table(run_dir, data_root, split, limit=limit)
+    if kind == "saved_model":
+        runner = _SavedModelRunner(path)
+    else:
+        runner = LiteRTModel(path)
+    labels, keras_probs, export_probs = [], [], []
+    chunk = []
+
+    def flush():
+        images = np.stack([c[1] for c in chunk])
+        inputs = {"image": images}
+        if spec.metadata is not None:
+            inputs["metadata"] = np.stack([c[2] for c in chunk])
+        keras_probs.append(np.asarray(model.predict_on_batch(inputs), np.float32))
+        if kind == "saved_model":
+            export_probs.append(runner.predict_raw([c[3] for c in chunk], [c[4] for c in chunk]))
+        else:
+            export_probs.append(np.stack([runner.predict(c[1], c[2]) for c in chunk]))
+        labels.extend(c[0] for c in chunk)
+        chunk.clear()
+
+    for item in iterate_samples(table, spec, raw=True):
+        chunk.append(item)
+        if len(chunk) == _CHUNK:
+            flush()
+    if chunk:
+        flush()
+    if not labels:
+        raise SkinkerasError(f"no readable {split} images of {run_dir} to verify with")
+    result = compare_predictions(kind, np.concatenate(keras_probs), np.concatenate(export_probs),
+                                 labels, spec.class_names)
+    result.update(export=str(path), run=str(run_dir), split=split)
+    if write:
+        target = (path if path.is_dir() else path.parent) / VERIFICATION_FILE
+        target.write_text(json.dumps(result, indent=2) + "\n")
+        result["written_to"] = str(target)
+    return result
+
+
+def summary_line(result: dict) -> str:
+    """One line for the terminal."""
+    def fmt(value):
+        return "n/a" if value is None else f"{value:.4f}"
+
+    verdict = "PASSED" if result["passed"] else "FAILED: " + "; ".join(result["failures"])
+    return (f"verification ({result['kind']}, {result['n']} {result.get('split', '')} images): "
+            f"max |dp| {result['max_abs_diff']:.3g}, top-1 agreement {result['top1_agreement']:.2%}, "
+            f"balanced accuracy {fmt(result['balanced_accuracy_keras'])} -> "
+            f"{fmt(result['balanced_accuracy_export'])}: {verdict}")
