@@ -14,7 +14,7 @@ from pathlib import Path
 from skinkeras.errors import SkinkerasError
 
 _REGISTERING_PACKAGES = ("skinkeras.models",)
-_REGISTERING_MODULES = ("skinkeras.preprocessing.scaling", "skinkeras.training.losses")
+_REGISTERING_MODULES = ("skinkeras.preprocessing.scaling", "skinkeras.training.losses", "skinkeras.segmentation.losses")
 
 
 def import_registered_objects() -> None:
