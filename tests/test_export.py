@@ -1,0 +1,363 @@
+"""Export (issue 5): serving SavedModel and TFLite parity with the Keras model, the in-graph
+preprocessing and metadata encoding, reloading without skinkeras, atomic writes and --force.
+
+Tiny models (MobileNetV3Small, 32 px, random weights) in a fake run directory built from a
+generated HAM10000-layout set. The full head x backbone x quantization matrix is marked slow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from skinkeras.errors import SkinkerasError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+IMAGE_SIZE = 32
+_RUNS: dict = {}
+
+
+def make_fake_run(run_dir, *, backbone="MobileNetV3Small", head="soft_attention", metadata="gessert",
+                  data_root=None, n=24, seed=0, image_size=IMAGE_SIZE):
+    """A minimal run directory as `skinkeras train` writes it (best.keras, preprocessing.json,
+    config.json, split.csv) around an untrained classifier. The output layer's kernel is
+    scaled up so the probabilities differ clearly between images (parity checks mean something)."""
+    import keras
+
+    from skinkeras.data.metadata import MetadataEncoding
+    from skinkeras.data.registry import load_dataset
+    from skinkeras.data.synth import synthesize
+    from skinkeras.experiments.config import ExperimentConfig, save_config
+    from skinkeras.models.classifier import ClassifierConfig, build_classifier
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True)
+    data_root = Path(data_root) if data_root else run_dir.parent / f"{run_dir.name}_data"
+    if not (data_root / "HAM10000_metadata.csv").exists():
+        synthesize("ham10000", data_root, n=n, seed=seed, image_size="60x45")
+    table = load_dataset("ham10000", data_root)
+    samples = table.samples
+    split = np.where(np.arange(len(samples)) % 3 == 0, "test", "train")
+    samples[["image_id", "lesion_id", "label"]].assign(split=split).to_csv(run_dir / "split.csv", index=False)
+    encoding = MetadataEncoding.fit(samples[split == "train"]) if metadata else None
+    (run_dir / "preprocessing.json").write_text(json.dumps({
+        "dataset": "ham10000", "class_names": list(table.class_names), "image_size": image_size,
+        "metadata": encoding.to_config() if encoding else None,
+    }))
+    config = ExperimentConfig()
+    config.data.root = str(data_root)
+    config.data.image_size = image_size
+    config.model.backbone, config.model.head = backbone, head
+    config.model.metadata_branch = metadata or "none"
+    save_config(config, run_dir / "config.json")
+    model = build_classifier(ClassifierConfig(
+        backbone, head, num_classes=len(table.class_names), image_size=image_size, metadata=metadata,
+        metadata_features=encoding.num_features if encoding else 20))
+    kernel, bias = model.get_layer("predictions").get_weights()
+    rng = np.random.default_rng(seed)
+    model.get_layer("predictions").set_weights([kernel * 30.0, rng.normal(0, 0.5, bias.shape).astype("float32")])
+    model.save(run_dir / "best.keras")
+    keras.backend.clear_session()
+    return run_dir
+
+
+def fake_run(tmp_path_factory, **options):
+    """A cached fake run per option set (shared by the export, predict and bench tests)."""
+    key = tuple(sorted(options.items()))
+    if key not in _RUNS:
+        base = tmp_path_factory.mktemp("run")
+        _RUNS[key] = make_fake_run(base / "run", data_root=base.parent / "shared_synth_ham10000", **options)
+    return _RUNS[key]
+
+
+def exported(tmp_path_factory, fmt="saved_model", quantize="float32", **options):
+    """A cached, verified export of a cached fake run: (run_dir, result of export_run)."""
+    from skinkeras.export.run_export import export_run
+
+    key = ("export", fmt, quantize, tuple(sorted(options.items())))
+    if key not in _RUNS:
+        run_dir = fake_run(tmp_path_factory, **options)
+        out = tmp_path_factory.mktemp("export") / f"{fmt}_{quantize}"
+        _RUNS[key] = (run_dir, export_run(run_dir, fmt, quantize=quantize, out_dir=out, model=run_model(run_dir)[1]))
+    return _RUNS[key]
+
+
+def run_model(run_dir):
+    """(spec, Keras model) of a run, loaded once."""
+    from skinkeras.export.serving import load_run_spec
+    from skinkeras.training.trainer import load_run_model
+
+    key = ("model", str(run_dir))
+    if key not in _RUNS:
+        _RUNS[key] = (load_run_spec(run_dir), load_run_model(run_dir))
+    return _RUNS[key]
+
+
+def keras_probabilities(run_dir, pixels_list, metadata_values=None):
+    """The Keras model's probabilities for raw images prepared as the evaluation pipeline does."""
+    from skinkeras.export.serving import preprocess_images
+
+    spec, model = run_model(run_dir)
+    images = np.stack([preprocess_images(p, spec.image_size).numpy() for p in pixels_list])
+    inputs = {"image": images}
+    if spec.metadata is not None:
+        age, sex, site = zip(*metadata_values)
+        inputs["metadata"] = spec.metadata.encode_numpy(age, sex, site)
+    return np.asarray(model.predict_on_batch(inputs))
+
+
+def random_pixels(shape, seed):
+    return np.random.default_rng(seed).integers(0, 256, size=shape, dtype=np.uint8)
+
+
+def serve(directory, pixels, metadata_values=None):
+    import tensorflow as tf
+
+    key = ("loaded", str(directory))
+    if key not in _RUNS:
+        _RUNS[key] = tf.saved_model.load(str(directory))
+    signature = _RUNS[key].signatures["serving_default"]
+    inputs = {"images": tf.constant(pixels)}
+    if metadata_values is not None:
+        age, sex, site = zip(*metadata_values)
+        inputs.update(age=tf.constant(age, tf.float32), sex=tf.constant(sex), site=tf.constant(site))
+    return {k: v.numpy() for k, v in signature(**inputs).items()}
+
+
+METADATA_VALUES = [(63.0, "male", "back"), (float("nan"), "unknown", "unknown"), (12.0, " Female ", "FACE"),
+                   (80.0, "other", "elbow")]
+
+
+# ---- SavedModel -----------------------------------------------------------------------------------
+def test_saved_model_export_is_verified_and_writes_the_app_files(tmp_path_factory):
+    run_dir, result = exported(tmp_path_factory)
+    path = Path(result["path"])
+    verification = result["verification"]
+    assert verification["passed"], verification
+    assert verification["n"] >= 5 and verification["max_abs_diff"] <= 1e-4
+    assert verification["top1_agreement"] == 1.0
+    assert json.loads((path / "verification.json").read_text())["max_abs_diff"] == verification["max_abs_diff"]
+    class_names = json.loads((run_dir / "preprocessing.json").read_text())["class_names"]
+    assert (path / "labels.txt").read_text().split("\n")[:-1] == class_names
+    encoding = json.loads((path / "metadata_encoding.json").read_text())
+    assert encoding["input_size"] == [IMAGE_SIZE, IMAGE_SIZE]
+    assert "elbow" not in encoding["metadata"]["site_vocabulary"] and "back" in encoding["metadata"]["site_vocabulary"]
+    assert json.loads((path / "export.json").read_text())["format"] == "saved_model"
+    assert not path.with_name(path.name + ".partial").exists()
+
+
+@pytest.mark.parametrize("shape", [(4, 45, 60, 3), (4, 17, 23, 3), (4, 32, 32, 3), (4, 300, 200, 3)])
+def test_saved_model_takes_uint8_images_of_any_size(tmp_path_factory, shape):
+    run_dir, result = exported(tmp_path_factory)
+    pixels = random_pixels(shape, seed=shape[1])
+    got = serve(result["path"], pixels, METADATA_VALUES)
+    want = keras_probabilities(run_dir, list(pixels), METADATA_VALUES)
+    np.testing.assert_allclose(got["probabilities"], want, atol=1e-4)
+    # The check means something only if the images get different predictions.
+    assert np.ptp(want, axis=0).max() > 1e-2
+    class_names = json.loads((run_dir / "preprocessing.json").read_text())["class_names"]
+    assert [c.decode() for c in got["class_names"]] == class_names
+    assert [c.decode() for c in got["top_class"]] == [class_names[i] for i in want.argmax(1)]
+
+
+def test_metadata_encoding_in_the_graph_equals_encode_numpy(tmp_path_factory):
+    """The serving graph gets plain strings; the Keras model gets `encode_numpy` of the same
+    values (mixed case, padding, unknown and out-of-vocabulary values): same probabilities."""
+    run_dir, result = exported(tmp_path_factory)
+    pixels = np.repeat(random_pixels((1, 45, 60, 3), seed=1), len(METADATA_VALUES), axis=0)
+    got = serve(result["path"], pixels, METADATA_VALUES)["probabilities"]
+    want = keras_probabilities(run_dir, list(pixels), METADATA_VALUES)
+    assert np.ptp(want, axis=0).max() > 1e-4, "metadata does not change the output: the test would be void"
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_saved_model_reloads_without_skinkeras_or_keras(tmp_path_factory, tmp_path):
+    run_dir, result = exported(tmp_path_factory)
+    pixels = random_pixels((2, 45, 60, 3), seed=5)
+    np.save(tmp_path / "pixels.npy", pixels)
+    script = (
+        "import sys, json\n"
+        "sys.modules['skinkeras'] = None\n"
+        "sys.modules['keras'] = None\n"
+        "import numpy as np, tensorflow as tf\n"
+        f"f = tf.saved_model.load({str(result['path'])!r}).signatures['serving_default']\n"
+        f"x = np.load({str(tmp_path / 'pixels.npy')!r})\n"
+        "out = f(images=tf.constant(x), age=tf.constant([40.0, float('nan')]), sex=tf.constant(['male', 'female']),"
+        " site=tf.constant(['back', 'unknown']))\n"
+        "print(json.dumps(out['probabilities'].numpy().tolist()))\n"
+    )
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH="")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = np.array(json.loads(done.stdout.strip().splitlines()[-1]))
+    want = keras_probabilities(run_dir, list(pixels), [(40.0, "male", "back"), (float("nan"), "female", "unknown")])
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_existing_export_path_is_refused_and_force_replaces_it(tmp_path_factory, tmp_path):
+    from skinkeras.cli import main
+    from skinkeras.export.run_export import export_run
+
+    run_dir = fake_run(tmp_path_factory)
+    out = tmp_path / "sm"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(SkinkerasError, match=f"{out}.*--force"):
+        export_run(run_dir, "saved_model", out_dir=out, verify=False)
+    assert main(["export", str(run_dir), "--out", str(out), "--no-verify"]) == 2
+    assert (out / "keep.txt").read_text() == "mine"
+    # --force replacing it is covered by the interrupted-export test below.
+
+
+def test_an_interrupted_export_leaves_no_complete_looking_directory(tmp_path_factory, tmp_path, monkeypatch):
+    from skinkeras.export import serving
+    from skinkeras.export.run_export import export_run
+
+    run_dir = fake_run(tmp_path_factory)
+    spec, model = run_model(run_dir)
+    out = tmp_path / "sm"
+    out.mkdir()
+    (out / "keep.txt").write_text("previous export")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # after the SavedModel files, before the sidecars and the rename
+
+    monkeypatch.setattr(serving, "write_sidecar_files", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        export_run(run_dir, "saved_model", out_dir=out, verify=False, force=True, model=model)
+    assert (out / "keep.txt").exists() and not (out / "saved_model.pb").exists()  # old one intact
+    assert (tmp_path / "sm.partial" / "saved_model.pb").exists()
+    monkeypatch.undo()
+    export_run(run_dir, "saved_model", out_dir=out, verify=False, force=True, model=model)
+    assert (out / "export.json").exists() and not (out / "keep.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sm"]  # no .partial or .old left
+
+
+# ---- TFLite ---------------------------------------------------------------------------------------
+def builtin_only(model_file) -> list[str]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    names = {op["op_name"] for op in Interpreter(model_path=str(model_file))._get_ops_details()}
+    assert names, "no ops found"
+    return sorted(n for n in names if n.startswith("Flex") or n in ("CUSTOM", "DELEGATE"))
+
+
+def test_tflite_float32_matches_keras_with_builtin_ops_only(tmp_path_factory):
+    from skinkeras.export.predictor import TFLitePredictor
+
+    run_dir, result = exported(tmp_path_factory, "tflite", "float32")
+    path = Path(result["path"])
+    assert result["verification"]["passed"] and result["verification"]["max_abs_diff"] <= 1e-4
+    assert builtin_only(path / "model.tflite") == []
+    assert (path / "labels.txt").exists() and (path / "metadata_encoding.json").exists()
+    # The app-side contract (resize to S x S, encode_numpy) on any-size images.
+    predictor = TFLitePredictor(path / "model.tflite")
+    pixels = random_pixels((4, 70, 50, 3), seed=3)
+    got = np.stack([predictor.predict(p, *m) for p, m in zip(pixels, METADATA_VALUES[:2] * 2)])
+    # Out-of-vocabulary values are refused by predict, so only valid ones here.
+    want = keras_probabilities(run_dir, list(pixels), METADATA_VALUES[:2] * 2)
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_int8_needs_training_images(tmp_path_factory):
+    from skinkeras.export.tflite import convert
+    from skinkeras.export.serving import load_run_spec
+
+    run_dir = fake_run(tmp_path_factory)
+    with pytest.raises(SkinkerasError, match="representative"):
+        convert(None, load_run_spec(run_dir), "int8")
+    with pytest.raises(SkinkerasError, match="float32, float16, dynamic, int8.*int4"):
+        convert(None, load_run_spec(run_dir), "int4")
+
+
+def test_verification_thresholds_fail_loudly():
+    from skinkeras.export.verify import compare_predictions
+
+    labels = np.array([0, 1, 2, 0])
+    keras_probs = np.eye(3)[labels] * 0.9 + 0.1 / 3
+    close = compare_predictions("float32", keras_probs, keras_probs + 5e-5, labels, ["a", "b", "c"])
+    assert close["passed"] and close["balanced_accuracy_change"] == pytest.approx(0.0)
+    off = compare_predictions("float32", keras_probs, keras_probs + 2e-4, labels, ["a", "b", "c"])
+    assert not off["passed"] and "max |dp|" in off["failures"][0]
+    flipped = keras_probs.copy()
+    flipped[0] = [0.0, 1.0, 0.0]
+    int8 = compare_predictions("int8", keras_probs, flipped, labels, ["a", "b", "c"])
+    assert int8["top1_agreement"] == 0.75 and not int8["passed"]
+    assert int8["balanced_accuracy_change"] < 0
+    # float16: a large |dp| passes when top-1 agreement is >= 99 %.
+    assert compare_predictions("float16", keras_probs, keras_probs + 0.05, labels, ["a", "b", "c"])["passed"]
+
+
+def test_verify_export_command_reports_and_exits_nonzero_on_failure(tmp_path_factory, capsys, monkeypatch):
+    from skinkeras.cli import main
+    from skinkeras.export import verify
+
+    run_dir, result = exported(tmp_path_factory)
+    assert main(["verify-export", result["path"], "--run", str(run_dir), "--limit", "4", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n"] == 4 and report["passed"]
+    monkeypatch.setattr(verify, "FLOAT32_MAX_ABS_DIFF", -1.0)  # nothing can pass
+    assert main(["verify-export", result["path"], "--run", str(run_dir), "--limit", "4"]) == 1
+    assert "FAILED" in capsys.readouterr().out
+
+
+# ---- the full matrix (slow) -----------------------------------------------------------------------
+HEADS = ("gap", "se", "cbam", "soft_attention")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("metadata", [None, "gessert"])
+@pytest.mark.parametrize("head", HEADS)
+def test_every_head_exports_with_parity(tmp_path_factory, head, metadata):
+    for fmt in ("saved_model", "tflite"):
+        run_dir, result = exported(tmp_path_factory, fmt, head=head, metadata=metadata)
+        verification = result["verification"]
+        assert verification["passed"] and verification["max_abs_diff"] <= 1e-4, (fmt, verification)
+        if fmt == "tflite":
+            assert builtin_only(Path(result["path"]) / "model.tflite") == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("head", HEADS)
+@pytest.mark.parametrize("backbone", ["MobileNetV2", "MobileNetV3Small", "MobileNetV3Large", "NASNetMobile"])
+def test_every_mobile_backbone_converts_with_builtin_ops(tmp_path_factory, backbone, head):
+    from skinkeras.export.serving import load_run_spec
+    from skinkeras.export.tflite import LiteRTModel, convert
+    from skinkeras.training.trainer import load_run_model
+
+    run_dir = fake_run(tmp_path_factory, backbone=backbone, head=head, metadata="gessert")
+    spec = load_run_spec(run_dir)
+    model = load_run_model(run_dir)
+    model_file = tmp_path_factory.mktemp("tfl") / "model.tflite"
+    model_file.write_bytes(convert(model, spec, "float32"))
+    assert builtin_only(model_file) == []
+    image = np.random.default_rng(0).uniform(0, 255, (IMAGE_SIZE, IMAGE_SIZE, 3)).astype("float32")
+    metadata = spec.metadata.encode_numpy([50.0], ["male"], ["back"])[0]
+    want = np.asarray(model.predict_on_batch({"image": image[None], "metadata": metadata[None]}))[0]
+    np.testing.assert_allclose(LiteRTModel(model_file).predict(image, metadata), want, atol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("quantize", ["float16", "dynamic", "int8"])
+def test_quantized_variants_run_and_are_smaller(tmp_path_factory, quantize):
+    from skinkeras.export.tflite import LiteRTModel
+
+    _, float32 = exported(tmp_path_factory, "tflite", "float32")
+    run_dir, result = exported(tmp_path_factory, "tflite", quantize)
+    verification = result["verification"]
+    assert verification["n"] > 0 and np.isfinite(verification["max_abs_diff"])
+    assert verification["max_abs_diff"] < 0.5
+    assert result["size_bytes"] < float32["size_bytes"]
+    if quantize == "int8":
+        assert result["size_bytes"] < float32["size_bytes"] / 2
+        assert builtin_only(Path(result["path"]) / "model.tflite") == []
+        probs = LiteRTModel(Path(result["path"]) / "model.tflite").predict(
+            np.full((IMAGE_SIZE, IMAGE_SIZE, 3), 128, np.float32), np.zeros(20, np.float32))
+        assert probs.shape == (7,) and abs(float(probs.sum()) - 1.0) < 0.05
