@@ -22,7 +22,8 @@ HEAD_METHODS = {"soft_attention": "attention", "gap": "gradcam", "se": "gradcam"
 
 
 @functools.lru_cache(maxsize=None)  # one build per head for the whole module; tests never modify it
-def _calibrated_classifier(head: str, *, image_size: int = 64, metadata: str | None = "paper001", seed: int = 0):
+def _calibrated_classifier(head: str, *, image_size: int = 64, metadata: str | None = "paper001", seed: int = 0,
+                           dtype: str | None = None):
     """A tiny random MobileNetV3Small classifier whose BatchNorm statistics come from one batch.
 
     With weights=None the moving statistics are the initial ones and the features shrink to ~1e-12
@@ -32,7 +33,7 @@ def _calibrated_classifier(head: str, *, image_size: int = 64, metadata: str | N
     keras.utils.set_random_seed(seed)
     config = ClassifierConfig("MobileNetV3Small", head, num_classes=3, image_size=image_size,
                               metadata=metadata, metadata_features=METADATA_FEATURES, weights=None)
-    model = build_classifier(config)
+    model = build_classifier(config, dtype=dtype)
     for layer in model.layers:
         if isinstance(layer, keras.Model):
             for inner in layer.layers:
@@ -68,6 +69,23 @@ def test_explain_each_head(head):
     maps = [heat] if HEAD_METHODS[head] == "attention" else [
         explain(model, image, _metadata(), class_index=c) for c in range(3)]
     assert any(m.max() == 1.0 and m.min() == 0.0 for m in maps)
+    if head == "soft_attention":  # Grad-CAM works on attention models too, when asked for
+        gradcam = explain(model, image, _metadata(), method="gradcam")
+        assert gradcam.shape == (50, 70) and np.all(np.isfinite(gradcam))
+
+
+@pytest.mark.slow  # float16 on CPU: ~20 s under load
+def test_explain_mixed_precision_model():
+    # Trained-on-GPU runs are saved with a mixed policy: float16 features, float32 maps.
+    image = _image(40, 30)
+    for head in ("soft_attention", "gap"):
+        model = _calibrated_classifier(head, dtype="mixed_float16")
+        maps = [explain(model, image, _metadata(), class_index=c) for c in range(3)] if head == "gap" else [
+            explain(model, image)]
+        for heat in maps:
+            assert heat.shape == (40, 30) and heat.dtype == np.float32
+            assert np.all(np.isfinite(heat)) and heat.min() >= 0.0 and heat.max() <= 1.0
+        assert any(m.max() == 1.0 for m in maps)
 
 
 def test_attention_map_is_the_layers_own_map(tmp_path):
