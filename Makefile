@@ -36,5 +36,15 @@ train-ham10000: $(STAMP)
 	@$(BIN)/python apps/train_ham10000.py --data "$(DATA)" --out "$(RUN_DIR)" \
 		--synthetic-dir "$(SYNTH_DIR)" --synthetic-n $(SYNTH_N) $(foreach s,$(SET),--set $(s))
 
+# Paper 002's two-stage pipeline on ISIC 2017 (DATA= the release folder, SEGMENTER= a U-Net run from
+# `skinkeras train unet_ham10000_masks`); without DATA: generated data and tiny models, said so.
+SEGMENTER ?=
+ISIC_SYNTH_DIR ?= runs/synthetic_isic2017
+ISIC_SYNTH_N ?= 240
+.PHONY: train-isic2017
+train-isic2017: $(STAMP)
+	@$(BIN)/python apps/train_isic2017.py --data "$(DATA)" --segmenter "$(SEGMENTER)" --out "$(RUN_DIR)" \
+		--synthetic-dir "$(ISIC_SYNTH_DIR)" --synthetic-n $(ISIC_SYNTH_N) $(foreach s,$(SET),--set $(s))
+
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -107,7 +107,7 @@ class LCHeadEnsemble(Ensemble):
         # Full batch, a few hundred rows: `epochs` steps of one fit call (one fit epoch per step
         # costs ~0.25 s of callback overhead each on CPU, 100x the step itself).
         steps = tf.data.Dataset.from_tensors((self._inputs(arrays), targets)).repeat(self.epochs)
-        self.model.fit(steps, epochs=1, steps_per_epoch=self.epochs, verbose=0)
+        self.model.fit(steps, epochs=1, steps_per_epoch=self.epochs, shuffle=False, verbose=0)
 
     def _predict(self, arrays):
         return np.asarray(self.model.predict_on_batch(self._inputs(arrays)), dtype=np.float64)
