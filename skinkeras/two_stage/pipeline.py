@@ -149,14 +149,14 @@ def _load_segmenter(segmenter_run: str):
                              f"(no {preprocessing}); train one with `{SEGMENTER_COMMAND}`")
     from skinkeras.segmentation.training import load_segmenter
 
-    return load_segmenter(run), int(json.loads(preprocessing.read_text())["image_size"])
+    return load_segmenter(run)
 
 
 def crop_stage(config: ExperimentConfig, table, run_dir: Path, *, crop_function=None):
     """Stage 1: the table with image_path on lesion crops under run_dir/crops (reused on resume).
 
     `crop_function(table, out_dir, *, image_size, margin)` replaces the U-Net crop (tests)."""
-    out_dir = run_dir / "crops"
+    out_dir = (run_dir / "crops").resolve()  # absolute: labels.csv names the crops by full path
     done = out_dir / "crops.json"
     if done.exists():
         record = json.loads(done.read_text())
@@ -195,8 +195,9 @@ def write_variant_data(table, folder: Path) -> Path:
     samples = table.samples
     # The folder loader names images by file stem, which a crop file need not share with its ISIC
     # id: lesion_id (each ISIC image is its own lesion) keeps the ISIC id, split the run's split.
-    frame = pd.DataFrame({"image": samples["image_path"], "label": samples["label"],
-                          "lesion_id": samples["image_id"], "split": samples["split"]})
+    frame = pd.DataFrame({"image": [str(Path(p).resolve()) for p in samples["image_path"]],
+                          "label": samples["label"], "lesion_id": samples["image_id"],
+                          "split": samples["split"]})
     frame.to_csv(folder / "labels.csv", index=False)
     return folder
 
