@@ -50,8 +50,8 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from skinkeras.evaluation.run_evaluation import evaluate_run
     from skinkeras.experiments import apply_overrides, get_experiment
-    from skinkeras.export.saved_model import export_saved_model
-    from skinkeras.training.trainer import load_run_model, train
+    from skinkeras.export.run_export import export_run
+    from skinkeras.training.trainer import train
 
     overrides = list(args.overrides)
     if args.data:
@@ -72,8 +72,10 @@ def main(argv=None) -> int:
 
     print("Evaluating the best checkpoint on the lesion-grouped test split ...")
     metrics, files = evaluate_run(run_dir, root, split="test")
-    print("Exporting a SavedModel ...")
-    export_dir = export_saved_model(load_run_model(run_dir), run_dir / "export" / "saved_model")
+    print("Exporting a serving SavedModel (raw images + age/sex/site in, probabilities out) and verifying it ...")
+    exported = export_run(run_dir, "saved_model", data_root=root, force=True)
+    export_dir = Path(exported["path"])
+    verification = exported["verification"]
 
     ci = metrics["balanced_accuracy_ci"]
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
@@ -83,8 +85,9 @@ def main(argv=None) -> int:
           + ("" if args.data else "  [generated data]"))
     print(f"Run:        {run_dir.resolve()}")
     print(f"Report:     {files['report'].resolve()}")
-    print(f"SavedModel: {export_dir.resolve()}")
-    return 0
+    print(f"SavedModel: {export_dir.resolve()} (max |dp| vs Keras {verification['max_abs_diff']:.2g} on "
+          f"{verification['n']} test images: {'passed' if verification['passed'] else 'FAILED'})")
+    return 0 if verification["passed"] else 1
 
 
 if __name__ == "__main__":

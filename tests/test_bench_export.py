@@ -1,0 +1,42 @@
+"""`skinkeras bench export`: rows per variant and thread count, sizes, latencies, agreement."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.test_export import fake_run
+
+
+def bench_json(capsys, run_dir, *args):
+    from skinkeras.cli import main
+
+    assert main(["bench", "export", str(run_dir), "--runs", "5", "--warmup", "1", "--limit", "6", "--json",
+                 *args]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_keras_and_saved_model_rows(tmp_path_factory, capsys):
+    run_dir = fake_run(tmp_path_factory)
+    rows = bench_json(capsys, run_dir, "--variants", "keras", "saved_model")
+    assert [(r["variant"], r["threads"]) for r in rows] == [("keras", "tf"), ("saved_model", "tf")]
+    keras_row, saved_row = rows
+    assert keras_row["top1_agreement"] == 1.0 and keras_row["balanced_accuracy_change"] == 0.0
+    assert saved_row["top1_agreement"] == 1.0 and saved_row["n"] == keras_row["n"] > 0
+    assert all(r["median_ms"] > 0 and r["p90_ms"] >= r["median_ms"] and r["size_mb"] > 0 for r in rows)
+    assert not (run_dir / "export").exists()  # measured in a temporary folder
+
+
+@pytest.mark.slow
+def test_every_tflite_variant_with_one_and_two_threads(tmp_path_factory, capsys):
+    from skinkeras.bench.export import _table
+
+    run_dir = fake_run(tmp_path_factory)
+    rows = bench_json(capsys, run_dir, "--variants", "float32", "float16", "dynamic", "int8")
+    assert [(r["variant"], r["threads"]) for r in rows] == [
+        (v, t) for v in ("float32", "float16", "dynamic", "int8") for t in (1, 2)]
+    by = {(r["variant"], r["threads"]): r for r in rows}
+    assert by["float32", 1]["top1_agreement"] == 1.0
+    assert by["int8", 1]["size_mb"] < by["float16", 1]["size_mb"] < by["float32", 1]["size_mb"]
+    assert "int8 / float32 TFLite, 2 thread(s)" in _table(rows)
