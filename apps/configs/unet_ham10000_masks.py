@@ -8,10 +8,13 @@ Expected: mean Jaccard >= 0.80 on the lesion-grouped test split (HAM10000 masks,
 Paper 002 reports no segmentation figure for its U-Net (it is a means to crop the lesion); the
 ISIC 2018 task 1 winners reached a thresholded Jaccard of 0.80 on ISIC's own test set.
 
-CPU sizing: 128 x 128 inputs (the shared HAM10000 images are 200 x 150; squashed to a square, the
+CPU sizing: 96 x 96 inputs (the shared HAM10000 images are 200 x 150; squashed to a square, the
 same at training and test time), base_filters 16 (paper: 64), BatchNorm, batch 16, Adam 1e-3 with
 the Keras epsilon (paper 001's 0.1 trains a U-Net from scratch far too slowly), plateau schedule on
 the validation Jaccard, joint image / mask augmentation, train.max_minutes=28.
+Measured (niced, on the 2-core CPU while another training run used it: pessimistic): 238-367 s per
+epoch of 5,590 training + 1,198 validation images; validation Jaccard 0.787 after epoch 1 and
+0.826 after epoch 2.
 """
 
 from skinkeras.experiments.config import (
@@ -29,7 +32,7 @@ def get_config():
         task="segmentation",
         data=DataConfig(
             dataset="ham10000",
-            image_size=128,
+            image_size=96,
             batch_size=16,
             use_metadata=False,
             augment=True,
