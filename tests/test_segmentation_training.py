@@ -175,3 +175,20 @@ def test_errors(synthetic_ham, tmp_path):
         train_segmentation(config, tmp_path / "bad")
     with pytest.raises(SkinkerasError, match="segmentation run"):
         load_segmenter(tmp_path)
+
+
+def test_real_ham10000_masks_resize_with_their_images(ham10000_root):
+    """The shared HAM10000 copy (200 x 150 images and masks): image and mask come out at the
+    model size, the mask binary and covering about as much as the original."""
+    from skinkeras.data.pipeline import make_segmentation_dataset
+    from skinkeras.data.registry import load_dataset
+    from skinkeras.segmentation.crop import _read_mask
+
+    table = load_dataset("ham10000", ham10000_root)
+    table = table.subset(table.samples.index[:8])
+    batch = next(iter(make_segmentation_dataset(table, image_size=96, batch_size=8, training=False)))
+    assert tuple(batch["image"].shape) == (8, 96, 96, 3) and tuple(batch["mask"].shape) == (8, 96, 96, 1)
+    masks = batch["mask"].numpy()
+    assert set(np.unique(masks)) <= {0.0, 1.0}
+    original = np.array([_read_mask(p).mean() for p in table.samples["mask_path"]])
+    np.testing.assert_allclose(masks.mean(axis=(1, 2, 3)), original, atol=0.02)

@@ -95,17 +95,17 @@ def crop_lesion(image, mask, size: int, margin: float = 0.1):
 
 def predict_masks(segmenter, images, image_size: int, batch_size: int = 16):
     """Lesion probabilities of a list of uint8 images `[H_i, W_i, 3]` at their own sizes: each
-    image resized to the segmenter's `image_size` square, predicted in batches, the probability
-    map resized back (bilinear)."""
+    image resized to the segmenter's `image_size` square (with the training pipeline's resize:
+    bilinear, antialiased when shrinking), predicted in batches, the probability map resized back
+    (bilinear)."""
     import cv2
+
+    from skinkeras.preprocessing.crops import resize
 
     outputs = []
     for start in range(0, len(images), batch_size):
         chunk = images[start:start + batch_size]
-        batch = np.stack([
-            cv2.resize(img, (image_size, image_size), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-            for img in chunk
-        ])
+        batch = np.stack([np.asarray(resize(img, (image_size, image_size))) for img in chunk])
         probabilities = np.asarray(segmenter.predict_on_batch(batch), dtype=np.float32)[..., 0]
         outputs.extend(
             cv2.resize(p, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_LINEAR)

@@ -48,8 +48,6 @@ def build_segmenter(config: ExperimentConfig, dtype=None):
 
 
 def compile_segmenter(model, config: ExperimentConfig) -> None:
-    import keras
-
     from skinkeras.segmentation.losses import DiceBCELoss, MeanDice, MeanJaccard
     from skinkeras.training.trainer import _optimizer
 
@@ -63,7 +61,6 @@ def compile_segmenter(model, config: ExperimentConfig) -> None:
             MeanDice(seg.threshold, name="dice"),
         ],
     )
-    del keras
 
 
 def prepare_segmentation_data(config: ExperimentConfig, run_dir: Path):
