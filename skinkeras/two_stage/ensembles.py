@@ -123,7 +123,11 @@ class SklearnStacker(Ensemble):
         self.name, self.estimator = name, estimator
 
     def _fit(self, arrays, y):
-        self.estimator.fit(np.concatenate(arrays, axis=1), y)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*probability.*deprecated", category=FutureWarning)
+            self.estimator.fit(np.concatenate(arrays, axis=1), y)
 
     def _predict(self, arrays):
         proba = self.estimator.predict_proba(np.concatenate(arrays, axis=1))
@@ -134,15 +138,15 @@ class SklearnStacker(Ensemble):
 
 
 def _stacker(name: str, seed: int) -> SklearnStacker:
-    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.ensemble import ExtraTreesClassifier, GradientBoostingClassifier, RandomForestClassifier
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.svm import SVC
 
     estimators = {
-        # = SVC(probability=True) (Platt scaling fitted by internal 5-fold CV), which scikit-learn
-        # 1.9 deprecates in favour of this spelling.
-        "svc": lambda: CalibratedClassifierCV(SVC(random_state=seed), ensemble=False),
+        # The paper's SVC with Platt-scaled probabilities. scikit-learn 1.9 deprecates
+        # probability=True for CalibratedClassifierCV, whose stratified folds fail on validation
+        # sets with a class of fewer than 5 images; libsvm's internal CV does not.
+        "svc": lambda: SVC(probability=True, random_state=seed),
         "random_forest": lambda: RandomForestClassifier(n_estimators=200, random_state=seed),
         "extra_trees": lambda: ExtraTreesClassifier(n_estimators=200, random_state=seed),
         "knn": lambda: KNeighborsClassifier(n_neighbors=5),

@@ -152,20 +152,27 @@ def _load_segmenter(segmenter_run: str):
     return load_segmenter(run)
 
 
+def _crops_done(run_dir: Path, table) -> dict | None:
+    """The stored crops record when it covers every image of `table`, else None."""
+    done = run_dir / "crops" / "crops.json"
+    if not done.exists():
+        return None
+    record = json.loads(done.read_text())
+    return record if set(record["image_paths"]) >= set(table.samples["image_id"]) else None
+
+
 def crop_stage(config: ExperimentConfig, table, run_dir: Path, *, crop_function=None):
     """Stage 1: the table with image_path on lesion crops under run_dir/crops (reused on resume).
 
     `crop_function(table, out_dir, *, image_size, margin)` replaces the U-Net crop (tests)."""
     out_dir = (run_dir / "crops").resolve()  # absolute: labels.csv names the crops by full path
     done = out_dir / "crops.json"
-    if done.exists():
-        record = json.loads(done.read_text())
-        paths = record["image_paths"]
-        if set(paths) >= set(table.samples["image_id"]):
-            samples = table.samples.copy()
-            samples["image_path"] = samples["image_id"].map(paths)
-            log.info("stage 1: reusing the %d crops in %s", len(paths), out_dir)
-            return dataclasses.replace(table, samples=samples), record["stats"]
+    record = _crops_done(run_dir, table)
+    if record is not None:
+        samples = table.samples.copy()
+        samples["image_path"] = samples["image_id"].map(record["image_paths"])
+        log.info("stage 1: reusing the crops in %s", out_dir)
+        return dataclasses.replace(table, samples=samples), record["stats"]
     out_dir.mkdir(parents=True, exist_ok=True)
     size, margin = config.data.image_size, config.two_stage.crop_margin
     started = time.monotonic()
@@ -294,7 +301,8 @@ def train_two_stage(config: ExperimentConfig, run_dir, *, resume: bool = False, 
     started = time.monotonic()
 
     table, test_source = _load_split_table(config, run_dir)
-    if "segmented" in variants and crop_function is None and _needs_segmenter(table):
+    if ("segmented" in variants and crop_function is None and _needs_segmenter(table)
+            and not _crops_done(run_dir, table)):
         _load_segmenter_check(config.two_stage.segmenter_run)  # fail before any work is done
     from skinkeras.training.trainer import PREPROCESSING_FILE
 
