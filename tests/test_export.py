@@ -23,6 +23,26 @@ IMAGE_SIZE = 32
 _RUNS: dict = {}
 
 
+def calibrate_batchnorm(model, seed=0, batch_size=8):
+    """BatchNorm moving statistics set to those of a random batch. An untrained MobileNetV3 at
+    32 px with the initial statistics (mean 0, variance 1) shrinks its features to ~1e-12, so its
+    output would not depend on the image and image-path parity checks would be void."""
+    import keras
+
+    rng = np.random.default_rng(seed)
+    inputs = {"image": rng.uniform(0, 255, (batch_size, *model.input["image"].shape[1:])).astype("float32")}
+    if "metadata" in model.input:
+        inputs["metadata"] = rng.normal(size=(batch_size, model.input["metadata"].shape[1])).astype("float32")
+    norms = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in norms]
+    for layer in norms:
+        layer.momentum = 0.0  # moving statistics := this batch's statistics
+    model(inputs, training=True)
+    for layer, momentum in zip(norms, momenta):
+        layer.momentum = momentum
+    return model
+
+
 def make_fake_run(run_dir, *, backbone="MobileNetV3Small", head="soft_attention", metadata="gessert",
                   data_root=None, n=24, seed=0, image_size=IMAGE_SIZE):
     """A minimal run directory as `skinkeras train` writes it (best.keras, preprocessing.json,
@@ -59,9 +79,10 @@ def make_fake_run(run_dir, *, backbone="MobileNetV3Small", head="soft_attention"
     model = build_classifier(ClassifierConfig(
         backbone, head, num_classes=len(table.class_names), image_size=image_size, metadata=metadata,
         metadata_features=encoding.num_features if encoding else 20))
+    calibrate_batchnorm(model, seed)
     kernel, bias = model.get_layer("predictions").get_weights()
     rng = np.random.default_rng(seed)
-    model.get_layer("predictions").set_weights([kernel * 30.0, rng.normal(0, 0.5, bias.shape).astype("float32")])
+    model.get_layer("predictions").set_weights([kernel * 5.0, rng.normal(0, 0.5, bias.shape).astype("float32")])
     model.save(run_dir / "best.keras")
     keras.backend.clear_session()
     return run_dir
@@ -161,6 +182,8 @@ def test_saved_model_takes_uint8_images_of_any_size(tmp_path_factory, shape):
     np.testing.assert_allclose(got["probabilities"], want, atol=1e-4)
     # The check means something only if the images get different predictions.
     assert np.ptp(want, axis=0).max() > 1e-2
+    same_metadata = keras_probabilities(run_dir, list(pixels), METADATA_VALUES[:1] * len(pixels))
+    assert np.ptp(same_metadata, axis=0).max() > 1e-3, "the image does not change the output"
     class_names = json.loads((run_dir / "preprocessing.json").read_text())["class_names"]
     assert [c.decode() for c in got["class_names"]] == class_names
     assert [c.decode() for c in got["top_class"]] == [class_names[i] for i in want.argmax(1)]
@@ -264,6 +287,29 @@ def test_tflite_float32_matches_keras_with_builtin_ops_only(tmp_path_factory):
     # Out-of-vocabulary values are refused by predict, so only valid ones here.
     want = keras_probabilities(run_dir, list(pixels), METADATA_VALUES[:2] * 2)
     np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+@pytest.mark.parametrize("head, metadata", [("soft_attention", "paper001"), ("soft_attention", None), ("gap", "gessert")])
+def test_split_concatenations_computes_the_same_function(head, metadata):
+    """The int8-friendly graph (one Dense per concatenated part, summed) equals the model."""
+    from skinkeras.export.tflite import split_concatenations
+    from skinkeras.models.classifier import ClassifierConfig, build_classifier
+
+    model = build_classifier(ClassifierConfig("MobileNetV3Small", head, num_classes=3, image_size=IMAGE_SIZE,
+                                              metadata=metadata, attention_gamma_init=0.5))
+    kernel, bias = model.get_layer("predictions").get_weights()
+    model.get_layer("predictions").set_weights([kernel * 30.0, bias])
+    calibrate_batchnorm(model)
+    split = split_concatenations(model)
+    assert split is not model
+    assert not any(layer.name in ("fusion", "head_sa_concat") for layer in split.layers if layer in split._operations)
+    rng = np.random.default_rng(0)
+    inputs = {"image": rng.uniform(0, 255, (4, IMAGE_SIZE, IMAGE_SIZE, 3)).astype("float32")}
+    if metadata:
+        inputs["metadata"] = rng.normal(size=(4, 20)).astype("float32")
+    want = np.asarray(model.predict_on_batch(inputs))
+    assert np.ptp(want, axis=0).max() > 1e-3
+    np.testing.assert_allclose(np.asarray(split.predict_on_batch(inputs)), want, atol=1e-5)
 
 
 def test_int8_needs_training_images(tmp_path_factory):

@@ -30,11 +30,73 @@ MODEL_FILE = "model.tflite"
 DEFAULT_CALIBRATION_SAMPLES = 200
 
 
+def split_concatenations(model):
+    """The same function as `model`, with the concatenations that feed the classifier's first
+    Dense layer replaced by one Dense per concatenated part, summed (`W [a; b] = W_a a + W_b b`).
+
+    Why: a TFLite int8 CONCATENATION has ONE scale for all its inputs. The soft-attention head
+    concatenates the feature map with `gamma * attention * features` (gamma ~0.01: a range 100x
+    smaller) and the fusion concatenates image and metadata features of unrelated ranges, so at
+    the shared scale the small part is quantised to a few levels or zero and int8 predictions
+    disagree with the Keras model. Summed per-part Dense outputs are logits of similar ranges.
+    Applied to every TFLite variant (float32 verifies that it computes the same function); a model
+    that is not a `build_classifier` graph, or has no concatenation there, is returned unchanged.
+    """
+    import keras
+    import numpy as np
+    from keras import layers
+
+    names = {layer.name for layer in model.layers}
+    consumer_name = "hidden" if "hidden" in names else "predictions"
+    if consumer_name not in names or not isinstance(model.get_layer(consumer_name), layers.Dense):
+        return model
+    consumer = model.get_layer(consumer_name)
+    if "fusion" in names:
+        fused = list(model.get_layer("fusion").input)
+    else:
+        fused = [consumer.input]
+    # parts: (tensor before flattening, rows of the consumer kernel it multiplies)
+    kernel, bias = (np.asarray(w) for w in consumer.get_weights())
+    parts, offset = [], 0
+    for tensor in fused:
+        width = int(np.prod(tensor.shape[1:]))
+        rows = kernel[offset:offset + width]
+        offset += width
+        flatten_layer = tensor._keras_history.operation
+        sa_prefix = flatten_layer.name[: -len("_flatten")] if flatten_layer.name.endswith("_sa_flatten") else None
+        if sa_prefix and f"{sa_prefix}_concat" in names:
+            # Flatten(Dropout(ReLU(concat([f, a], channels)))): rows are ordered (h, w, 2C).
+            pooled = [model.get_layer(f"{sa_prefix}_pool_features").output,
+                      model.get_layer(f"{sa_prefix}_pool_attended").output]
+            height, width_, channels = (int(d) for d in pooled[0].shape[1:])
+            grid = rows.reshape(height, width_, 2 * channels, -1)
+            for index, part in enumerate(pooled):
+                part_rows = grid[:, :, index * channels:(index + 1) * channels].reshape(height * width_ * channels, -1)
+                parts.append((layers.ReLU()(part), part_rows))
+        else:
+            parts.append((tensor, rows))
+    if offset != kernel.shape[0] or len(parts) < 2:
+        return model
+    terms = []
+    for index, (tensor, rows) in enumerate(parts):
+        if len(tensor.shape) > 2:
+            tensor = layers.Flatten()(tensor)
+        dense = layers.Dense(kernel.shape[1], use_bias=index == 0, name=f"{consumer.name}_part{index}")
+        terms.append(dense(tensor))
+        dense.set_weights([rows, bias] if index == 0 else [rows])
+    x = layers.Activation(consumer.activation, dtype=consumer.dtype_policy, name=f"{consumer.name}_sum")(
+        layers.Add()(terms))
+    if consumer_name == "hidden":
+        x = model.get_layer("predictions")(x)  # the Dropout between them is the identity here
+    return keras.Model(model.input, x, name=f"{model.name}_split")
+
+
 def tflite_archive(model, spec):
     """ExportArchive whose `serve` endpoint is the fixed-shape signature in the module docstring."""
     import keras
     import tensorflow as tf
 
+    model = split_concatenations(model)
     archive = keras.export.ExportArchive()
     archive.track(model)
     size = spec.image_size
