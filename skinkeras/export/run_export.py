@@ -83,6 +83,11 @@ def _model_card(run_dir, out_dir, result: dict):
         log.warning("skinkeras.export.model_card is not available: no MODEL_CARD.md written")
         return None
     files = sorted(p.name for p in Path(out_dir).iterdir())
-    export_info = {"format": result["format"], "quantize": result["quantize"], "files": files,
-                   "size_bytes": result["size_bytes"], "verification": result["verification"]}
+    verification = result["verification"]
+    if verification is not None:  # the card shows plain values: the verdict and the figures
+        verification = {key: value for key, value in verification.items()
+                        if key in ("passed", "n", "split", "max_abs_diff", "top1_agreement", "balanced_accuracy_keras",
+                                   "balanced_accuracy_export", "balanced_accuracy_change", "failures")}
+    export_info = {"format": result["format"], "quantization": result["quantize"] or "none (float32)",
+                   "files": files, "size_bytes": result["size_bytes"], "verification": verification}
     return str(write_model_card(run_dir, out_dir, export_info=export_info))
