@@ -68,7 +68,7 @@ def measure(args) -> list[dict]:
 
     from skinkeras.export.serving import directory_size, load_run_spec
     from skinkeras.export.tflite import MODEL_FILE, LiteRTModel
-    from skinkeras.export.verify import _SavedModelRunner, compare_predictions, held_out_table, iterate_samples
+    from skinkeras.export.verify import SavedModelRunner, compare_predictions, held_out_table, iterate_samples
     from skinkeras.training.trainer import load_run_model
 
     run_dir = Path(args.run_dir)
@@ -103,7 +103,7 @@ def measure(args) -> list[dict]:
                 continue
             path = _export(run_dir, variant, Path(tmp), args.data_root, model)
             if variant == "saved_model":
-                runner = _SavedModelRunner(path)
+                runner = SavedModelRunner(path)
                 raw = list(iterate_samples(table, spec, raw=True))
                 probs = np.concatenate([runner.predict_raw([r[3] for r in raw[i:i + 32]],
                                                            [r[4] for r in raw[i:i + 32]])

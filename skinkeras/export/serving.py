@@ -33,7 +33,8 @@ LABELS_FILE = "labels.txt"
 ENCODING_FILE = "metadata_encoding.json"
 VERIFICATION_FILE = "verification.json"
 EXPORT_INFO_FILE = "export.json"
-INPUT_CONTRACT = "raw RGB 0..255 (uint8 or float32), channels last, resized to {size} x {size} (bilinear, antialiased when shrinking)"
+INPUT_CONTRACT = ("raw RGB 0..255 (uint8 or float32), channels last, resized to {size} x {size} "
+                  "(bilinear, antialiased when shrinking)")
 
 
 @dataclasses.dataclass(frozen=True)

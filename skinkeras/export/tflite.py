@@ -17,13 +17,10 @@ Models run with the LiteRT interpreter (`ai_edge_litert.interpreter`), as on a p
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from pathlib import Path
 
 from skinkeras.errors import SkinkerasError
-
-log = logging.getLogger(__name__)
 
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
 MODEL_FILE = "model.tflite"

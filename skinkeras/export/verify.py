@@ -109,7 +109,9 @@ def export_kind(path) -> tuple[str, Path]:
     raise SkinkerasError(f"{path} is neither a SavedModel directory nor a .tflite model (or a folder with one)")
 
 
-class _SavedModelRunner:
+class SavedModelRunner:
+    """The reloaded serving SavedModel (`serving_default`), fed raw images and plain metadata."""
+
     def __init__(self, directory):
         import tensorflow as tf
 
@@ -185,7 +187,7 @@ def verify_export(export_path, run_dir, *, data_root=None, split: str = "test", 
     model = model or load_run_model(run_dir)
     table = held_out_table(run_dir, data_root, split, limit=limit)
     if kind == "saved_model":
-        runner = _SavedModelRunner(path)
+        runner = SavedModelRunner(path)
     else:
         runner = LiteRTModel(path)
     labels, keras_probs, export_probs = [], [], []
