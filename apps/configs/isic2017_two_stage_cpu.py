@@ -36,7 +36,7 @@ def get_config():
             max_minutes=1.5,
         ),
         two_stage=TwoStageConfig(
-            backbones=("MobileNetV3Small", "MobileNetV2", "MobileNetV3Large", "NASNetMobile", "DenseNet121"),
+            backbones=("MobileNetV3Small", "MobileNetV2", "MobileNetV3Large", "ResNet50", "DenseNet121"),
             hidden_units=128,
             crop_margin=0.1,
             variants=("segmented", "whole"),

@@ -335,6 +335,11 @@ def train_two_stage(config: ExperimentConfig, run_dir, *, resume: bool = False, 
         summary = train_model(config, tables[variant], variant, backbone, run_dir, verbose=verbose)
         for split in ("val", "test"):
             predict_model(run_dir, variant, backbone, split, batch_size=config.data.batch_size)
+        import keras
+
+        keras.backend.clear_session()  # ten models in one process: drop the finished one's graphs
+        print(f"[two-stage {index}/{len(jobs)}] {variant}/{backbone} done: {summary.get('epochs_done')} epochs, "
+              f"{summary.get('train_seconds_total')} s", flush=True)
         models[f"{variant}/{backbone}"] = {
             key: summary.get(key) for key in ("epochs_done", "best_epoch", "best_" + config.train.monitor,
                                               "train_seconds_total")
