@@ -13,6 +13,15 @@ backbones from random weights, 96x96 inputs and a time budget per model (train.m
 after each epoch): 2 variants x 5 models, each ~1.5 min of training plus prediction. Expect far
 lower figures than the paper's (which fine-tunes ImageNet weights at 224 px for up to 100 epochs:
 LC ensemble 3-class AUC 0.913); this config shows the whole pipeline end to end on real data.
+
+Measured (niced, 2-core CPU shared with another training run: pessimistic) on the 2,150 real
+images: stage 1 crops 42 s (U-Net at 96 px); training steps of 32 images at 96 px: MobileNetV3Small
+0.17-0.25 s, MobileNetV3Large 0.40 s, MobileNetV2 0.53 s, ResNet50 ~2 s, DenseNet121 ~1.5-2 s, plus
+30-40 s of graph tracing per model (NASNetMobile: ~1 s/step and minutes of tracing, so left out).
+So one epoch of the 1,600 training images takes ~10 s (V3Small) to ~100 s (ResNet50): the
+MobileNets get 4-8 epochs in the budget, ResNet50 and DenseNet121 1-2. Estimated total under that
+load ~25-28 min (10 models at 2-3.5 min each incl. prediction, crops 1 min, evaluation 2 min with
+10,000 bootstrap resamples); less on an idle CPU.
 """
 
 from skinkeras.experiments.config import DataConfig, ExperimentConfig, ModelConfig, TrainConfig, TwoStageConfig
