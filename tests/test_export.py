@@ -88,25 +88,35 @@ def make_fake_run(run_dir, *, backbone="MobileNetV3Small", head="soft_attention"
     return run_dir
 
 
+def _session_cache(tmp_path_factory) -> dict:
+    """One cache per test session, kept on the session's tmp_path_factory: pytest may import this
+    module twice (as `test_export` and, from the predict and bench tests, `tests.test_export`)."""
+    if not hasattr(tmp_path_factory, "_skinkeras_export_cache"):
+        tmp_path_factory._skinkeras_export_cache = {}
+    return tmp_path_factory._skinkeras_export_cache
+
+
 def fake_run(tmp_path_factory, **options):
     """A cached fake run per option set (shared by the export, predict and bench tests)."""
+    cache = _session_cache(tmp_path_factory)
     key = tuple(sorted(options.items()))
-    if key not in _RUNS:
+    if key not in cache:
         base = tmp_path_factory.mktemp("run")
-        _RUNS[key] = make_fake_run(base / "run", data_root=base.parent / "shared_synth_ham10000", **options)
-    return _RUNS[key]
+        cache[key] = make_fake_run(base / "run", data_root=base.parent / "shared_synth_ham10000", **options)
+    return cache[key]
 
 
 def exported(tmp_path_factory, fmt="saved_model", quantize="float32", **options):
     """A cached, verified export of a cached fake run: (run_dir, result of export_run)."""
     from skinkeras.export.run_export import export_run
 
+    cache = _session_cache(tmp_path_factory)
     key = ("export", fmt, quantize, tuple(sorted(options.items())))
-    if key not in _RUNS:
+    if key not in cache:
         run_dir = fake_run(tmp_path_factory, **options)
         out = tmp_path_factory.mktemp("export") / f"{fmt}_{quantize}"
-        _RUNS[key] = (run_dir, export_run(run_dir, fmt, quantize=quantize, out_dir=out, model=run_model(run_dir)[1]))
-    return _RUNS[key]
+        cache[key] = (run_dir, export_run(run_dir, fmt, quantize=quantize, out_dir=out, model=run_model(run_dir)[1]))
+    return cache[key]
 
 
 def run_model(run_dir):
