@@ -61,8 +61,12 @@ def evaluation_table(run_dir: Path, data_root, dataset: str | None, split: str):
     return subset
 
 
-def predict_table(model, table, preprocessing: dict, *, batch_size: int = 32, multi_crop: bool = False):
-    """Class probabilities for every row of `table` (in order) and the true label indices."""
+def predict_table(model, table, preprocessing: dict, *, batch_size: int = 32, multi_crop: bool = False,
+                  color_constancy: bool = False):
+    """Class probabilities for every row of `table` (in order) and the true label indices.
+
+    `color_constancy` must be the run's own `data.color_constancy`: the model saw its images that way.
+    """
     from skinkeras.data.metadata import MetadataEncoding
     from skinkeras.data.pipeline import make_classification_dataset, make_multicrop_dataset
 
@@ -72,14 +76,16 @@ def predict_table(model, table, preprocessing: dict, *, batch_size: int = 32, mu
         # 36 crops (6 x 6 grid, paper 000) of a 1.25x enlarged image, averaged per image.
         big = round(size * 1.25)
         dataset = make_multicrop_dataset(table, crop_size=size, image_size=(big, big), grid=(6, 6),
-                                         metadata=metadata, label_mode="index")
+                                         metadata=metadata, label_mode="index",
+                                         color_constancy=color_constancy)
         probs, labels = [], []
         for features, label in dataset:
             probs.append(np.asarray(model.predict_on_batch(features), dtype=np.float64).mean(axis=0))
             labels.append(int(label))
         return np.asarray(labels), np.stack(probs)
     dataset = make_classification_dataset(table, image_size=size, batch_size=batch_size, training=False,
-                                          metadata=metadata, label_mode="index")
+                                          metadata=metadata, label_mode="index",
+                                          color_constancy=color_constancy)
     labels = np.concatenate([np.asarray(y) for _, y in dataset])
     with warnings.catch_warnings():
         # Keras cannot know a filtered dataset's length and warns when it ends: expected here.
@@ -104,7 +110,11 @@ def evaluate_run(run_dir, data_root, *, dataset: str | None = None, split: str =
         raise SkinkerasError(f"the dataset's classes {list(table.class_names)} are not the run's {list(class_names)}")
     model = load_run_model(run_dir)
     # Unreadable files are skipped by the pipeline's own check, so keep labels from the pipeline.
-    y_true, y_prob = predict_table(model, table, preprocessing, multi_crop=multi_crop)
+    from skinkeras.experiments.config import load_config
+
+    color_constancy = load_config(run_dir / "config.json").data.color_constancy
+    y_true, y_prob = predict_table(model, table, preprocessing, multi_crop=multi_crop,
+                                   color_constancy=color_constancy)
     metrics = compute_metrics(y_true, y_prob, class_names, n_resamples=n_resamples,
                               target_sensitivity=target_sensitivity, seed=seed)
     metrics["split"] = split

@@ -269,8 +269,9 @@ def predict_model(run_dir, variant: str, backbone: str, split: str, *, multi_cro
     table = table.subset(table.samples["split"] == split)
     if len(table) == 0:
         raise SkinkerasError(f"{run_dir} has no {split} images")
+    color_constancy = load_config(directory / "config.json").data.color_constancy
     _, probs = predict_table(load_run_model(directory), table, preprocessing, batch_size=batch_size,
-                             multi_crop=multi_crop)
+                             multi_crop=multi_crop, color_constancy=color_constancy)
     if len(probs) != len(table):
         raise SkinkerasError(f"{variant}/{backbone}: {len(table) - len(probs)} {split} images could not "
                              "be read; predictions would not line up across models")
