@@ -322,6 +322,67 @@ def test_split_concatenations_computes_the_same_function(head, metadata):
     np.testing.assert_allclose(np.asarray(split.predict_on_batch(inputs)), want, atol=1e-5)
 
 
+def test_unfused_hard_swish_computes_the_same_function_and_is_undone():
+    """The XNNPACK-friendly hard swish `(x / 6) * relu6(x + 3)` equals Keras's, only inside the block."""
+    import keras
+
+    from skinkeras.export.tflite import unfused_hard_swish
+    from skinkeras.models.classifier import ClassifierConfig, build_classifier
+
+    model = build_classifier(ClassifierConfig("MobileNetV3Small", "soft_attention", num_classes=3,
+                                              image_size=IMAGE_SIZE, metadata=None))
+    calibrate_batchnorm(model)
+    image = np.random.default_rng(1).uniform(0, 255, (2, IMAGE_SIZE, IMAGE_SIZE, 3)).astype("float32")
+    want = np.asarray(model.predict_on_batch({"image": image}))
+
+    def activations():
+        found, stack = [], list(model.layers)
+        while stack:
+            layer = stack.pop()
+            stack.extend(getattr(layer, "layers", ()))
+            if isinstance(layer, keras.layers.Activation):
+                found.append(getattr(layer.activation, "__name__", ""))
+        return found
+
+    assert activations().count("hard_silu") + activations().count("hard_swish") >= 10
+    with unfused_hard_swish(model):
+        assert "_unfused_hard_swish" in activations()
+        assert not {"hard_silu", "hard_swish"} & set(activations())
+        got = np.asarray(model(image, training=False))
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert "_unfused_hard_swish" not in activations()
+
+
+def test_int8_is_per_tensor_and_split_hard_swish_leaves_no_hard_swish_op(tmp_path_factory, tmp_path):
+    """Per-tensor weights by default (one scale each: the size target); `split_hard_swish` removes
+    the HARD_SWISH ops that XNNPACK runs in float only."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from skinkeras.export.tflite import convert
+
+    spec, model = run_model(fake_run(tmp_path_factory))
+    rng = np.random.default_rng(0)
+
+    def representative():
+        for _ in range(4):
+            yield {"image": rng.uniform(0, 255, (1, IMAGE_SIZE, IMAGE_SIZE, 3)).astype("float32"),
+                   "metadata": rng.normal(size=(1, spec.metadata.num_features)).astype("float32")}
+
+    interpreter = Interpreter(model_content=convert(model, spec, "int8", representative=representative,
+                                                    split_hard_swish=True))
+    ops = interpreter._get_ops_details()
+    names = {op["op_name"] for op in ops}
+    assert "HARD_SWISH" not in names and "CONV_2D" in names and "FULLY_CONNECTED" in names
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    weights = [tensors[op["inputs"][1]] for op in ops
+               if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]
+    assert weights and all(t["dtype"] == np.int8 for t in weights)
+    assert [len(t["quantization_parameters"]["scales"]) for t in weights] == [1] * len(weights)
+    interpreter.allocate_tensors()  # float in, float out, int8 inside: still runs
+    probs = interpreter.get_signature_runner("serve")(**next(representative()))["probabilities"][0]
+    assert probs.shape == (len(spec.class_names),) and abs(float(probs.sum()) - 1.0) < 0.05
+
+
 def test_int8_needs_training_images(tmp_path_factory):
     from skinkeras.export.tflite import convert
     from skinkeras.export.serving import load_run_spec
