@@ -27,12 +27,15 @@ def default_out_dir(run_dir, fmt: str, quantize: str = "float32") -> Path:
 
 def export_run(run_dir, fmt: str = "saved_model", *, quantize: str = "float32", out_dir=None,
                force: bool = False, verify: bool = True, data_root=None, split: str = "test",
-               limit: int | None = None, calibration_samples: int | None = None, model=None) -> dict:
+               limit: int | None = None, calibration_samples: int | None = None, model=None,
+               int8_per_channel: bool = False, int8_split_hard_swish: bool = False) -> dict:
     """Exports the run's best model; returns {"path", "format", "quantize", "size_bytes",
     "verification" (dict or None), "model_card" (path or None)}.
 
     `data_root` (default: the run's config data.root) holds the images for int8 calibration (the
-    training split) and verification (`split`, at most `limit` images).
+    training split) and verification (`split`, at most `limit` images). `int8_per_channel` and
+    `int8_split_hard_swish` are `skinkeras.export.tflite.convert`'s int8 options (see its docstring
+    for what each costs).
     """
     from skinkeras.export.serving import EXPORT_INFO_FILE, export_serving_saved_model, load_run_spec
     from skinkeras.export.tflite import (
@@ -63,7 +66,12 @@ def export_run(run_dir, fmt: str = "saved_model", *, quantize: str = "float32", 
             representative = representative_dataset(
                 run_dir, spec, root, samples=calibration_samples or DEFAULT_CALIBRATION_SAMPLES)
             info["calibration"] = {"split": "train", "samples": calibration_samples or DEFAULT_CALIBRATION_SAMPLES}
-        path = export_tflite(model, spec, out_dir, quantize, representative=representative, force=force, info=info)
+            info["int8_options"] = {"per_channel": int8_per_channel, "split_hard_swish": int8_split_hard_swish}
+            options = {"per_channel": int8_per_channel, "split_hard_swish": int8_split_hard_swish}
+        else:
+            options = {}
+        path = export_tflite(model, spec, out_dir, quantize, representative=representative, force=force, info=info,
+                             **options)
         size = (path / MODEL_FILE).stat().st_size
     result = {"path": str(path), "format": fmt, "quantize": quantize, "size_bytes": size,
               "verification": None, "model_card": None}
