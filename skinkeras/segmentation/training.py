@@ -140,6 +140,8 @@ def train_segmentation(config: ExperimentConfig, run_dir, *, resume: bool = Fals
         _reseed_model,
         _stop_requested,
         check_images_once,
+        run_callbacks,
+        run_summary,
     )
 
     run_dir = Path(run_dir)
@@ -176,26 +178,10 @@ def train_segmentation(config: ExperimentConfig, run_dir, *, resume: bool = Fals
             compile_segmenter(model, config)
 
     t = config.train
-    saved = (state or {}).get("callbacks", {})
+    # The schedule may watch another metric (train.monitor); best.keras is always the best val Jaccard.
     monitor = MONITOR if t.monitor == "val_loss" else t.monitor
-    stateful = {"time": cb.TimeBudget(t.max_minutes, state=saved.get("time"))}
-    if t.lr_schedule == "plateau":
-        stateful["schedule"] = cb.PlateauSchedule(monitor, t.plateau_factor, t.plateau_patience,
-                                                  t.min_learning_rate, state=saved.get("schedule"))
-    elif t.lr_schedule == "step":
-        stateful["schedule"] = cb.StepSchedule(t.learning_rate, t.step_every, t.step_factor, t.min_learning_rate)
-    elif t.lr_schedule != "constant":
-        raise SkinkerasError(f"train.lr_schedule must be plateau, step or constant. Received: {t.lr_schedule!r}")
-    if t.early_stopping_patience:
-        stateful["early_stopping"] = cb.EarlyStop(monitor, t.early_stopping_patience,
-                                                  state=saved.get("early_stopping"))
-    checkpoint = cb.RunCheckpoint(run_dir, MONITOR, stateful, state=(state or {}).get("checkpoint"))
-    callbacks = [
-        cb.StopOnNonFiniteLoss(),
-        *stateful.values(),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
-        checkpoint,  # last: stores the end-of-epoch state of the callbacks above
-    ]
+    stateful, callbacks = run_callbacks(config, run_dir, state, monitor=monitor, checkpoint_monitor=MONITOR,
+                                        tensorboard=False)
 
     val = _dataset(config, parts["val"], training=False)
     start_epoch = (state or {}).get("epochs_done", 0)
@@ -223,22 +209,9 @@ def train_segmentation(config: ExperimentConfig, run_dir, *, resume: bool = Fals
                   steps_per_epoch=epoch_steps, validation_steps=val_steps, shuffle=False,
                   callbacks=callbacks + [_end_after_one_epoch_callback()], verbose=verbose)
         images_seen += steps * config.data.batch_size
-    elapsed = time.monotonic() - started
-    final = cb.load_run_state(run_dir) or {}
-    summary = {
-        "experiment": config.name,
-        "task": "segmentation",
-        "epochs_done": final.get("epochs_done", 0),
-        "epochs_planned": t.epochs,
-        "best_epoch": final.get("checkpoint", {}).get("best_epoch"),
-        "best_" + MONITOR: final.get("checkpoint", {}).get("best"),
-        "train_seconds_this_session": round(elapsed, 1),
-        "train_seconds_total": round(final.get("callbacks", {}).get("time", {}).get("elapsed_seconds", elapsed), 1),
-        "train_images_per_second": round(images_seen / elapsed, 2) if elapsed > 0 else None,
-        "precision": precision,
-        "split_sizes": sizes,
-        "images_without_mask": without_mask,
-    }
+    summary = run_summary(config, run_dir, monitor=MONITOR, elapsed=time.monotonic() - started,
+                          images_seen=images_seen, precision=precision, split_sizes=sizes,
+                          images_without_mask=without_mask)
     (run_dir / "run.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 

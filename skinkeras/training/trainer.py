@@ -269,26 +269,7 @@ def train(config: ExperimentConfig, run_dir, *, resume: bool = False, verbose="a
                           metrics=_metrics(len(data.class_names)))
 
     t = config.train
-    saved = (state or {}).get("callbacks", {})
-    stateful = {"time": cb.TimeBudget(t.max_minutes, state=saved.get("time"))}
-    if t.lr_schedule == "plateau":
-        stateful["schedule"] = cb.PlateauSchedule(t.monitor, t.plateau_factor, t.plateau_patience,
-                                                  t.min_learning_rate, state=saved.get("schedule"))
-    elif t.lr_schedule == "step":
-        stateful["schedule"] = cb.StepSchedule(t.learning_rate, t.step_every, t.step_factor, t.min_learning_rate)
-    elif t.lr_schedule != "constant":
-        raise SkinkerasError(f"train.lr_schedule must be plateau, step or constant. Received: {t.lr_schedule!r}")
-    if t.early_stopping_patience:
-        stateful["early_stopping"] = cb.EarlyStop(t.monitor, t.early_stopping_patience,
-                                                  state=saved.get("early_stopping"))
-    checkpoint = cb.RunCheckpoint(run_dir, t.monitor, stateful, state=(state or {}).get("checkpoint"))
-    callbacks = [
-        cb.StopOnNonFiniteLoss(),
-        *stateful.values(),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
-        keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False, profile_batch=0),
-        checkpoint,  # last: stores the end-of-epoch state of the callbacks above
-    ]
+    stateful, callbacks = run_callbacks(config, run_dir, state, monitor=t.monitor)
 
     val = make_dataset(config, data, "val", training=False)
     start_epoch = (state or {}).get("epochs_done", 0)
@@ -311,23 +292,69 @@ def train(config: ExperimentConfig, run_dir, *, resume: bool = False, verbose="a
                   steps_per_epoch=steps, validation_steps=val_steps, shuffle=False,
                   callbacks=callbacks + [_end_after_one_epoch_callback()], verbose=verbose)
         images_seen += steps * config.data.batch_size
-    elapsed = time.monotonic() - started
+    summary = run_summary(config, run_dir, monitor=t.monitor, elapsed=time.monotonic() - started,
+                          images_seen=images_seen, precision=precision,
+                          replicas=strategy.num_replicas_in_sync, split_sizes=sizes)
+    (run_dir / "run.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def run_callbacks(config: ExperimentConfig, run_dir: Path, state: dict | None, *, monitor: str,
+                  checkpoint_monitor: str | None = None, tensorboard: bool = True):
+    """The callbacks of a run (shared by every task's trainer), their states restored from `state`.
+
+    Returns `(stateful, callbacks)`: `stateful` are the callbacks whose state survives a kill
+    (time budget, LR schedule, early stopping), `callbacks` the full list for `fit`, ending with
+    the checkpoint that saves the model and those states after every epoch.
+    """
+    import keras
+
+    from skinkeras.training import callbacks as cb
+
+    t = config.train
+    saved = (state or {}).get("callbacks", {})
+    stateful = {"time": cb.TimeBudget(t.max_minutes, state=saved.get("time"))}
+    if t.lr_schedule == "plateau":
+        stateful["schedule"] = cb.PlateauSchedule(monitor, t.plateau_factor, t.plateau_patience,
+                                                  t.min_learning_rate, state=saved.get("schedule"))
+    elif t.lr_schedule == "step":
+        stateful["schedule"] = cb.StepSchedule(t.learning_rate, t.step_every, t.step_factor, t.min_learning_rate)
+    elif t.lr_schedule != "constant":
+        raise SkinkerasError(f"train.lr_schedule must be plateau, step or constant. Received: {t.lr_schedule!r}")
+    if t.early_stopping_patience:
+        stateful["early_stopping"] = cb.EarlyStop(monitor, t.early_stopping_patience,
+                                                  state=saved.get("early_stopping"))
+    checkpoint = cb.RunCheckpoint(run_dir, checkpoint_monitor or monitor, stateful,
+                                  state=(state or {}).get("checkpoint"))
+    callbacks = [
+        cb.StopOnNonFiniteLoss(),
+        *stateful.values(),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+    ]
+    if tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False, profile_batch=0))
+    callbacks.append(checkpoint)  # last: stores the end-of-epoch state of the callbacks above
+    return stateful, callbacks
+
+
+def run_summary(config: ExperimentConfig, run_dir: Path, *, monitor: str, elapsed: float, images_seen: int,
+                **extra) -> dict:
+    """run.json's contents: epochs, best epoch and score, time, throughput, plus `extra` fields."""
+    from skinkeras.training import callbacks as cb
+
     final = cb.load_run_state(run_dir) or {}
-    summary = {
+    return {
         "experiment": config.name,
+        "task": config.task,
         "epochs_done": final.get("epochs_done", 0),
-        "epochs_planned": t.epochs,
+        "epochs_planned": config.train.epochs,
         "best_epoch": final.get("checkpoint", {}).get("best_epoch"),
-        "best_" + t.monitor: final.get("checkpoint", {}).get("best"),
+        "best_" + monitor: final.get("checkpoint", {}).get("best"),
         "train_seconds_this_session": round(elapsed, 1),
         "train_seconds_total": round(final.get("callbacks", {}).get("time", {}).get("elapsed_seconds", elapsed), 1),
         "train_images_per_second": round(images_seen / elapsed, 2) if elapsed > 0 else None,
-        "precision": precision,
-        "replicas": strategy.num_replicas_in_sync,
-        "split_sizes": sizes,
+        **extra,
     }
-    (run_dir / "run.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
 
 
 def _reseed_model(model, seed: int, epoch: int) -> None:
