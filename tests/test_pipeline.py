@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -162,7 +163,10 @@ def test_crop_modes_and_options(tmp_path, crop, augment_on):
     assert shapes == [(2, 16, 16, 3)] * 2
 
 
-def test_balanced_sampling_evens_classes(tmp_path):
+@pytest.mark.parametrize("global_seed", [None, 0])
+def test_balanced_sampling_evens_classes(tmp_path, global_seed):
+    if global_seed is not None:  # training runs set one; passes must still differ
+        keras.utils.set_random_seed(global_seed)
     table = _write_table(tmp_path, n=12)  # class counts 5, 3, 4... uneven
     ds = make_classification_dataset(
         table, image_size=8, batch_size=6, training=True, balanced_sampling=True, augment=False,

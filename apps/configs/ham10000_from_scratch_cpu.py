@@ -9,6 +9,10 @@ Measured on a 2-core CPU (float32, shared with lighter niced jobs), 2026-11-22: 
 1,200 images: balanced accuracy 0.559 [BCa 95% CI 0.500, 0.617], macro AUC 0.904 [0.890, 0.916],
 accuracy 0.684.
 
+Paper's reported result (ImageNet weights, 224 px, random image-level split): for MobileNetV3Small
++ soft attention + metadata, accuracy 0.78, macro AUC 0.96, balanced accuracy 0.87 (Table A5); see
+`ham10000_mobilenetv3small_sa`. This config is the from-scratch CPU floor, not a reproduction.
+
 Why it differs from paper 001's recipe (`ham10000_soft_attention`): without ImageNet weights,
 Adam(lr 1e-3, epsilon 0.1) left the loss flat for the first epochs, while lr 3e-4 with epsilon 1e-7
 reached val macro AUC 0.81 in 3 epochs. The plateau schedule watches val macro AUC (the weighted

@@ -258,8 +258,11 @@ def make_classification_dataset(
             branch = _load_stage(branch, load, num_parallel_calls)
             branch = _cache(branch, cache, suffix=f"_class{index}")
             branches.append(branch.repeat().shuffle(min(shuffle_buffer, 256), seed=seed + index))
+        # rerandomize_each_iteration: without it, once a global seed is set (keras.utils.set_random_seed,
+        # as every training run does) each pass over the dataset draws the same class sequence.
         dataset = tf.data.Dataset.sample_from_datasets(
-            branches, weights=[1.0 / len(branches)] * len(branches), seed=seed, stop_on_empty_dataset=False
+            branches, weights=[1.0 / len(branches)] * len(branches), seed=seed, stop_on_empty_dataset=False,
+            rerandomize_each_iteration=True,
         ).take(len(samples))
     elif cache is None:
         # Nothing in between: read, decode, crop and augment each image in ONE map call (one
