@@ -16,7 +16,6 @@ shuffle order than an uninterrupted one.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
@@ -67,25 +66,9 @@ def prepare_segmentation_data(config: ExperimentConfig, run_dir: Path):
     """The dataset with a `split` column (reusing the run's split.csv), images without a mask
     removed. Writes split.csv (first time), preprocessing.json and skipped.json. Returns
     (table, number of images without a mask)."""
-    from skinkeras.data.registry import load_dataset
-    from skinkeras.data.splits import train_val_test_split, with_split_column
-    from skinkeras.training.trainer import PREPROCESSING_FILE, SPLIT_FILE, read_split
+    from skinkeras.training.trainer import PREPROCESSING_FILE, load_split_table
 
-    if not config.data.root:
-        raise SkinkerasError("no dataset root given (--data-root DIR or --set data.root=DIR)")
-    table = load_dataset(config.data.dataset, config.data.root)
-    if table.problems:
-        (run_dir / "skipped.json").write_text(json.dumps(
-            [dataclasses.asdict(p) for p in table.problems], indent=2) + "\n")
-    by_id = read_split(run_dir)
-    if by_id is not None:
-        samples = table.samples.copy()
-        samples["split"] = samples["image_id"].map(by_id).fillna("")
-        table = dataclasses.replace(table, samples=samples)
-    else:
-        split = train_val_test_split(table, config.data.split_fractions, seed=config.data.split_seed)
-        table = with_split_column(table, split)
-        table.samples[["image_id", "lesion_id", "label", "split"]].to_csv(run_dir / SPLIT_FILE, index=False)
+    table = load_split_table(config, run_dir)
     has_mask = table.samples["mask_path"].fillna("").astype(str) != ""
     without_mask = int((~has_mask).sum())
     if without_mask:

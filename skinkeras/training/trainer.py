@@ -59,10 +59,10 @@ def read_split(run_dir) -> dict[str, str] | None:
     return dict(zip(stored["image_id"], stored["split"]))
 
 
-def prepare_data(config: ExperimentConfig, run_dir: Path) -> RunData:
-    """Loads the dataset, splits it by lesion (or reuses the run's split.csv) and fits the metadata
-    encoding on the training part. Writes split.csv, preprocessing.json and skipped.json."""
-    from skinkeras.data.metadata import MetadataEncoding
+def load_split_table(config: ExperimentConfig, run_dir: Path):
+    """The run's dataset with a `split` column: the run's split.csv when it has one, else a new
+    lesion-grouped split, written to split.csv. Dataset problems are logged and written to
+    skipped.json. Shared by every task's trainer."""
     from skinkeras.data.registry import load_dataset
     from skinkeras.data.splits import train_val_test_split, with_split_column
 
@@ -84,6 +84,15 @@ def prepare_data(config: ExperimentConfig, run_dir: Path) -> RunData:
         split = train_val_test_split(table, config.data.split_fractions, seed=config.data.split_seed)
         table = with_split_column(table, split)
         table.samples[["image_id", "lesion_id", "label", "split"]].to_csv(run_dir / SPLIT_FILE, index=False)
+    return table
+
+
+def prepare_data(config: ExperimentConfig, run_dir: Path) -> RunData:
+    """Loads the dataset, splits it by lesion (or reuses the run's split.csv) and fits the metadata
+    encoding on the training part. Writes split.csv, preprocessing.json and skipped.json."""
+    from skinkeras.data.metadata import MetadataEncoding
+
+    table = load_split_table(config, run_dir)
     if config.data.limit:
         # Smoke runs: a class-stratified sample of the training part only; val/test stay whole.
         samples = table.samples
