@@ -34,36 +34,21 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def synthetic_root(folder: Path, n: int) -> Path:
-    from skinkeras.data.synth import synthesize
-
-    if (folder / "README_SYNTHETIC.txt").exists() and (folder / "HAM10000_metadata.csv").exists():
-        print(f"Using the generated data already in {folder}")
-        return folder
-    print(f"Generating {n} synthetic HAM10000-layout images in {folder} ...")
-    synthesize("ham10000", folder, n=n, seed=0)
-    return folder
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from skinkeras.evaluation.run_evaluation import evaluate_run
     from skinkeras.experiments import apply_overrides, get_experiment
+    from skinkeras.experiments.app_data import real_or_generated_root
     from skinkeras.export.run_export import export_run
     from skinkeras.training.trainer import train
 
     overrides = list(args.overrides)
-    if args.data:
-        root = Path(args.data).resolve()
-        if not root.is_dir():
-            raise SkinkerasError(f"DATA={args.data}: no such folder")
-        print(f"Training {EXPERIMENT} on the HAM10000 data set in {root}")
-    else:
-        print("No dataset given (make train-ham10000 DATA=/path/to/HAM10000 for the real one).")
-        print("Running on GENERATED data instead: lesion-like drawings, NOT medical data; the figures "
-              "below only show that every stage works.")
-        root = synthetic_root(Path(args.synthetic_dir), args.synthetic_n).resolve()
+    root, generated = real_or_generated_root(
+        args.data, experiment=EXPERIMENT, dataset_label="HAM10000",
+        make_hint="make train-ham10000 DATA=/path/to/HAM10000", generator="ham10000",
+        generated_dir=args.synthetic_dir, n=args.synthetic_n, marker="HAM10000_metadata.csv")
+    if generated:
         overrides = SYNTHETIC_OVERRIDES + overrides
     config = apply_overrides(get_experiment(EXPERIMENT).get_config(), overrides + [f"data.root={root}"])
     run_dir = Path(args.out or f"runs/ham10000-{time.strftime('%Y%m%d-%H%M%S')}")

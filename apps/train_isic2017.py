@@ -41,38 +41,25 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def synthetic_root(folder: Path, n: int) -> Path:
-    from skinkeras.data.synth import synthesize
-
-    if (folder / "README_SYNTHETIC.txt").exists() and (folder / "ISIC-2017_Training_Part3_GroundTruth.csv").exists():
-        print(f"Using the generated data already in {folder}")
-        return folder
-    print(f"Generating {n} synthetic ISIC-2017-layout images (with lesion masks) in {folder} ...")
-    # Training + Validation only, like the real copy: the test set is held out of Training.
-    synthesize("isic2017", folder, n=n, seed=0, image_size=(128, 128), fractions={"train": 0.8, "val": 0.2})
-    return folder
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from skinkeras.experiments import apply_overrides, get_experiment
+    from skinkeras.experiments.app_data import real_or_generated_root
     from skinkeras.two_stage.evaluation import evaluate_two_stage_run
     from skinkeras.two_stage.pipeline import train_two_stage
 
     overrides = list(args.overrides)
     if args.segmenter:
         overrides.append(f"two_stage.segmenter_run={Path(args.segmenter).resolve()}")
-    if args.data:
-        root = Path(args.data).resolve()
-        if not root.is_dir():
-            raise SkinkerasError(f"DATA={args.data}: no such folder")
-        print(f"Training {EXPERIMENT} on the ISIC 2017 data set in {root}")
-    else:
-        print("No dataset given (make train-isic2017 DATA=/path/to/ISIC2017 SEGMENTER=RUN for the real one).")
-        print("Running on GENERATED data instead: lesion-like drawings, NOT medical data, tiny models; the "
-              "figures below only show that every stage works.")
-        root = synthetic_root(Path(args.synthetic_dir), args.synthetic_n).resolve()
+    # Generated data: Training + Validation only, like the real copy (the test set is held out of
+    # Training), with lesion masks, so no segmenter is needed.
+    root, generated = real_or_generated_root(
+        args.data, experiment=EXPERIMENT, dataset_label="ISIC 2017",
+        make_hint="make train-isic2017 DATA=/path/to/ISIC2017 SEGMENTER=RUN", generator="isic2017",
+        generated_dir=args.synthetic_dir, n=args.synthetic_n, marker="ISIC-2017_Training_Part3_GroundTruth.csv",
+        what=", tiny models", image_size=(128, 128), fractions={"train": 0.8, "val": 0.2})
+    if generated:
         overrides = SYNTHETIC_OVERRIDES + overrides
     config = apply_overrides(get_experiment(EXPERIMENT).get_config(), overrides + [f"data.root={root}"])
     run_dir = Path(args.out or f"runs/isic2017-{time.strftime('%Y%m%d-%H%M%S')}")
