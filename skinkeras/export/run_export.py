@@ -35,12 +35,14 @@ def export_run(run_dir, fmt: str = "saved_model", *, quantize: str = "float32", 
     `data_root` (default: the run's config data.root) holds the images for int8 calibration (the
     training split) and verification (`split`, at most `limit` images). `int8_per_channel` and
     `int8_split_hard_swish` are `skinkeras.export.tflite.convert`'s int8 options (see its docstring
-    for what each costs).
+    for what each costs). A run fine-tuned by `skinkeras finetune-int8` exports int8 with the
+    activation ranges it was tuned for (its int8_ranges.json).
     """
     from skinkeras.export.serving import EXPORT_INFO_FILE, export_serving_saved_model, load_run_spec
     from skinkeras.export.tflite import (
         DEFAULT_CALIBRATION_SAMPLES, MODEL_FILE, QUANTIZATIONS, export_tflite, representative_dataset)
     from skinkeras.export.verify import default_data_root, verify_export
+    from skinkeras.training.quantization_aware import load_fake_quant_ranges
     from skinkeras.training.trainer import load_run_model
 
     run_dir = Path(run_dir)
@@ -66,8 +68,11 @@ def export_run(run_dir, fmt: str = "saved_model", *, quantize: str = "float32", 
             representative = representative_dataset(
                 run_dir, spec, root, samples=calibration_samples or DEFAULT_CALIBRATION_SAMPLES)
             info["calibration"] = {"split": "train", "samples": calibration_samples or DEFAULT_CALIBRATION_SAMPLES}
-            info["int8_options"] = {"per_channel": int8_per_channel, "split_hard_swish": int8_split_hard_swish}
-            options = {"per_channel": int8_per_channel, "split_hard_swish": int8_split_hard_swish}
+            ranges = load_fake_quant_ranges(run_dir)
+            info["int8_options"] = {"per_channel": int8_per_channel, "split_hard_swish": int8_split_hard_swish,
+                                    "quantization_aware_ranges": len(ranges) if ranges else 0}
+            options = {"per_channel": int8_per_channel, "split_hard_swish": int8_split_hard_swish,
+                       "fake_quant_ranges": ranges}
         else:
             options = {}
         path = export_tflite(model, spec, out_dir, quantize, representative=representative, force=force, info=info,

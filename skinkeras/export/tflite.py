@@ -126,12 +126,14 @@ def unfused_hard_swish(model):
             layer.activation = activation
 
 
-def tflite_archive(model, spec):
-    """ExportArchive whose `serve` endpoint is the fixed-shape signature in the module docstring."""
+def tflite_archive(model, spec, *, split: bool = True):
+    """ExportArchive whose `serve` endpoint is the fixed-shape signature in the module docstring.
+    `split=False`: `model` has been through `split_concatenations` already."""
     import keras
     import tensorflow as tf
 
-    model = split_concatenations(model)
+    if split:
+        model = split_concatenations(model)
     archive = keras.export.ExportArchive()
     archive.track(model)
     size = spec.image_size
@@ -152,7 +154,8 @@ def tflite_archive(model, spec):
 
 
 def convert(model, spec, quantize: str = "float32", *, representative=None,
-            per_channel: bool = False, split_hard_swish: bool = False) -> bytes:
+            per_channel: bool = False, split_hard_swish: bool = False,
+            fake_quant_ranges: dict | None = None) -> bytes:
     """The `.tflite` flatbuffer of `model` with `quantize` in QUANTIZATIONS.
 
     `representative`: for int8, a callable returning an iterable of input dicts
@@ -168,6 +171,10 @@ def convert(model, spec, quantize: str = "float32", *, representative=None,
     `split_hard_swish`: see `unfused_hard_swish`; the int8 model then runs in one XNNPACK
     partition (V3Small 0.88x, V3Large 0.58x the float32 latency instead of 3.1x / 1.9x) but each
     hard swish is rounded three times instead of once (V3Small agreement 91 % instead of 96 %).
+    `fake_quant_ranges`: the ranges of a quantization-aware fine-tuning
+    (`skinkeras.training.quantization_aware`): those outputs are rounded with the ranges the
+    weights were tuned for (the graph carries them as FakeQuant ops, which the converter reads);
+    the other tensors are calibrated as usual.
     """
     import tensorflow as tf
 
@@ -180,7 +187,12 @@ def convert(model, spec, quantize: str = "float32", *, representative=None,
         saved = Path(tmp) / "saved_model"
         # Float variants keep the fused HARD_SWISH: XNNPACK runs it in float.
         with unfused_hard_swish(model) if unfuse else contextlib.nullcontext():
-            tflite_archive(model, spec).write_out(str(saved), verbose=False)
+            graph = split_concatenations(model)
+            if quantize == "int8" and fake_quant_ranges:
+                from skinkeras.training.quantization_aware import with_fake_quant
+
+                graph, _ = with_fake_quant(graph, ranges=fake_quant_ranges)
+            tflite_archive(graph, spec, split=False).write_out(str(saved), verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(str(saved), signature_keys=["serve"])
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         if quantize == "float16":
