@@ -300,26 +300,32 @@ def test_tflite_float32_matches_keras_with_builtin_ops_only(tmp_path_factory):
 
 
 @pytest.mark.parametrize("head, metadata", [("soft_attention", "paper001"), ("soft_attention", None), ("gap", "gessert")])
-def test_split_concatenations_computes_the_same_function(head, metadata):
-    """The int8-friendly graph (one Dense per concatenated part, summed) equals the model."""
-    from skinkeras.export.tflite import split_concatenations
+def test_rescaled_concatenations_compute_the_same_function(head, metadata):
+    """The int8-friendly head (each concatenated part scaled to a common range, the Dense rows
+    divided back) equals the model; the scales are powers of two that equalise the parts."""
+    from skinkeras.export.tflite import concatenation_scales, rescale_concatenations
     from skinkeras.models.classifier import ClassifierConfig, build_classifier
 
     model = build_classifier(ClassifierConfig("MobileNetV3Small", head, num_classes=3, image_size=IMAGE_SIZE,
-                                              metadata=metadata, attention_gamma_init=0.5))
+                                              metadata=metadata, attention_gamma_init=0.01))
     kernel, bias = model.get_layer("predictions").get_weights()
     model.get_layer("predictions").set_weights([kernel * 30.0, bias])
     calibrate_batchnorm(model)
-    split = split_concatenations(model)
-    assert split is not model
-    assert not {"fusion", "head_sa_concat"} & {layer.name for layer in split._operations}
     rng = np.random.default_rng(0)
     inputs = {"image": rng.uniform(0, 255, (4, IMAGE_SIZE, IMAGE_SIZE, 3)).astype("float32")}
     if metadata:
         inputs["metadata"] = rng.normal(size=(4, 20)).astype("float32")
+    scales = concatenation_scales(model, inputs)
+    assert len(scales) == 1 + (head == "soft_attention") + bool(metadata)
+    assert all(np.log2(s) == round(np.log2(s)) for s in scales) and min(scales) == 1.0
+    if head == "soft_attention":
+        assert scales[1] >= 4  # gamma 0.01: the attended part is much smaller than the features
+    assert rescale_concatenations(model, None) is model
+    rescaled = rescale_concatenations(model, scales)
+    assert not {"fusion", "head_sa_concat"} & {layer.name for layer in rescaled._operations}
     want = np.asarray(model.predict_on_batch(inputs))
     assert np.ptp(want, axis=0).max() > 1e-3
-    np.testing.assert_allclose(np.asarray(split.predict_on_batch(inputs)), want, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(rescaled.predict_on_batch(inputs)), want, atol=1e-5)
 
 
 def test_unfused_hard_swish_computes_the_same_function_and_is_undone():

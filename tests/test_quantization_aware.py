@@ -66,7 +66,8 @@ def test_fake_quant_clone_shares_weights_and_rounds_where_tflite_rounds():
         if isinstance(layer, keras.layers.Conv2D) and not layer.use_bias:
             assert f"{name}_fake_quant" not in names, name  # folded into its BatchNormalization
     assert any(isinstance(flat[n[: -len("_fake_quant")]], keras.layers.BatchNormalization) for n in names)
-    assert "predictions_fake_quant" not in names  # softmax output: not rounded
+    assert "predictions_fake_quant" in names  # the logits before the softmax, not the probabilities
+    assert "predictions_rounded_logits" in {layer.name for layer in clone.layers}
     assert not any(isinstance(layer, FakeQuant) for layer in model._flatten_layers(recursive=True))
 
     rng = np.random.default_rng(0)
@@ -172,3 +173,40 @@ def test_int8_conversion_uses_the_fine_tuned_ranges(tmp_path):
     wanted = 19.2 / 255.0
     assert not any(abs(s - wanted) < 1e-3 * wanted for s in scales[0])
     assert any(abs(s - wanted) < 1e-3 * wanted for s in scales[1])
+
+
+def test_split_hard_swish_tuning_rounds_its_three_parts_and_its_export_splits(tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from skinkeras.export.serving import load_run_spec
+    from skinkeras.export.tflite import convert
+    from skinkeras.training.quantization_aware import (
+        fake_quant_ranges, freeze_batchnorm, uses_split_hard_swish, with_fake_quant)
+    from skinkeras.training.trainer import load_run_model
+    from tests.test_export import calibrate_batchnorm, make_fake_run
+
+    run_dir = make_fake_run(tmp_path / "run", metadata=None)
+    spec = load_run_spec(run_dir)
+    model = calibrate_batchnorm(load_run_model(run_dir))
+    freeze_batchnorm(model)
+    clone, fake_quants = with_fake_quant(model, split_hard_swish=True)
+    names = {fq.name for fq in fake_quants}
+    split = [name[: -len("_x_over_6")] for name in names if name.endswith("_fake_quant_x_over_6")]
+    assert len(split) >= 2  # the stem's hard swish and the blocks' (names depend on the session)
+    assert all({base, base + "_relu6_x_plus_3"} <= names for base in split)
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    # Before any range is observed the clone computes the model's function: the split form is hard swish.
+    np.testing.assert_allclose(clone({"image": images}), model({"image": images}), atol=1e-5)
+    clone({"image": images}, training=True)
+    ranges = fake_quant_ranges(fake_quants)
+    assert uses_split_hard_swish(ranges) and not uses_split_hard_swish({"activation_fake_quant": [0, 1]})
+
+    def representative():
+        for index in range(4):
+            yield {"image": images[index:index + 1]}
+
+    flatbuffer = convert(model, spec, "int8", representative=representative, fake_quant_ranges=ranges,
+                         split_hard_swish=True)
+    ops_used = {op["op_name"] for op in Interpreter(model_content=flatbuffer)._get_ops_details()}
+    assert "HARD_SWISH" not in ops_used and "CONV_2D" in ops_used

@@ -23,9 +23,10 @@ def register(subparsers) -> None:
     parser.add_argument("--int8-per-channel", action="store_true",
                         help="int8: per-channel weight scales (more accurate on some models, ~1/2.8 instead of "
                              "~1/3.5 of the float32 size)")
-    parser.add_argument("--int8-split-hard-swish", action="store_true",
+    parser.add_argument("--int8-split-hard-swish", action="store_true", default=None,
                         help="int8: write hard swish as (x/6)*relu6(x+3) so XNNPACK runs the whole graph "
-                             "(faster; measured to cost top-1 agreement on MobileNetV3)")
+                             "(faster; costs top-1 agreement unless the run was tuned for it with "
+                             "`finetune-int8 --split-hard-swish`, whose export splits by default)")
     parser.set_defaults(func=run)
 
 

@@ -15,6 +15,11 @@ def register(subparsers) -> None:
     parser.add_argument("--out", required=True, help="the new run directory (must not exist or be empty)")
     parser.add_argument("--epochs", type=int, default=8, help="fine-tuning epochs (default 8)")
     parser.add_argument("--learning-rate", type=float, default=1e-5, help="Adam learning rate (default 1e-5)")
+    parser.add_argument("--simulate-bits", type=int, default=8,
+                        help="bits of the simulated rounding (default 8; 7 tunes for twice the int8 rounding noise)")
+    parser.add_argument("--split-hard-swish", action="store_true",
+                        help="tune for the int8 export's split hard swish (faster on XNNPACK); the export then "
+                             "uses it")
     parser.add_argument("--data-root", help="dataset folder (default: the run's config data.root)")
     parser.set_defaults(func=run)
 
@@ -25,9 +30,11 @@ def run(args) -> int:
     from skinkeras.training.quantization_aware import finetune_quantization_aware
 
     summary = finetune_quantization_aware(args.run_dir, args.out, epochs=args.epochs,
-                                          learning_rate=args.learning_rate, data_root=args.data_root)
+                                          learning_rate=args.learning_rate,
+                                          simulate_bits=args.simulate_bits,
+                                          split_hard_swish=args.split_hard_swish, data_root=args.data_root)
     print(json.dumps(summary, indent=2))
     print(f"run directory: {args.out}")
     print(f"next: skinkeras evaluate {args.out} --data-root DATA, then "
-          f"skinkeras export {args.out} --format tflite --quantize int8")
+          f"skinkeras export {args.out} --format tflite --quantize int8 (it uses the tuned ranges)")
     return 0

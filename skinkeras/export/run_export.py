@@ -28,7 +28,7 @@ def default_out_dir(run_dir, fmt: str, quantize: str = "float32") -> Path:
 def export_run(run_dir, fmt: str = "saved_model", *, quantize: str = "float32", out_dir=None,
                force: bool = False, verify: bool = True, data_root=None, split: str = "test",
                limit: int | None = None, calibration_samples: int | None = None, model=None,
-               int8_per_channel: bool = False, int8_split_hard_swish: bool = False) -> dict:
+               int8_per_channel: bool = False, int8_split_hard_swish: bool | None = None) -> dict:
     """Exports the run's best model; returns {"path", "format", "quantize", "size_bytes",
     "verification" (dict or None), "model_card" (path or None)}.
 
@@ -36,13 +36,14 @@ def export_run(run_dir, fmt: str = "saved_model", *, quantize: str = "float32", 
     training split) and verification (`split`, at most `limit` images). `int8_per_channel` and
     `int8_split_hard_swish` are `skinkeras.export.tflite.convert`'s int8 options (see its docstring
     for what each costs). A run fine-tuned by `skinkeras finetune-int8` exports int8 with the
-    activation ranges it was tuned for (its int8_ranges.json).
+    activation ranges it was tuned for (its int8_ranges.json), and `int8_split_hard_swish=None`
+    (the default) means: split when the run was tuned split, else not.
     """
     from skinkeras.export.serving import EXPORT_INFO_FILE, export_serving_saved_model, load_run_spec
     from skinkeras.export.tflite import (
         DEFAULT_CALIBRATION_SAMPLES, MODEL_FILE, QUANTIZATIONS, export_tflite, representative_dataset)
     from skinkeras.export.verify import default_data_root, verify_export
-    from skinkeras.training.quantization_aware import load_fake_quant_ranges
+    from skinkeras.training.quantization_aware import load_fake_quant_ranges, uses_split_hard_swish
     from skinkeras.training.trainer import load_run_model
 
     run_dir = Path(run_dir)
@@ -69,6 +70,8 @@ def export_run(run_dir, fmt: str = "saved_model", *, quantize: str = "float32", 
                 run_dir, spec, root, samples=calibration_samples or DEFAULT_CALIBRATION_SAMPLES)
             info["calibration"] = {"split": "train", "samples": calibration_samples or DEFAULT_CALIBRATION_SAMPLES}
             ranges = load_fake_quant_ranges(run_dir)
+            if int8_split_hard_swish is None:
+                int8_split_hard_swish = uses_split_hard_swish(ranges)
             info["int8_options"] = {"per_channel": int8_per_channel, "split_hard_swish": int8_split_hard_swish,
                                     "quantization_aware_ranges": len(ranges) if ranges else 0}
             options = {"per_channel": int8_per_channel, "split_hard_swish": int8_split_hard_swish,

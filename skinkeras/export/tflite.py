@@ -18,43 +18,33 @@ Models run with the LiteRT interpreter (`ai_edge_litert.interpreter`), as on a p
 from __future__ import annotations
 
 import contextlib
+import logging
 import tempfile
 from pathlib import Path
 
 from skinkeras.errors import SkinkerasError
+
+log = logging.getLogger(__name__)
 
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
 MODEL_FILE = "model.tflite"
 DEFAULT_CALIBRATION_SAMPLES = 200
 
 
-def split_concatenations(model):
-    """The same function as `model`, with the concatenations that feed the classifier's first
-    Dense layer replaced by one Dense per concatenated part, summed (`W [a; b] = W_a a + W_b b`).
-
-    Why: a TFLite int8 CONCATENATION has ONE scale for all its inputs. The soft-attention head
-    concatenates the feature map with `gamma * attention * features` (gamma ~0.01: a range 100x
-    smaller) and the fusion concatenates image and metadata features of unrelated ranges, so at
-    the shared scale the small part is quantised to a few levels or zero and int8 predictions
-    disagree with the Keras model. Summed per-part Dense outputs are logits of similar ranges.
-    Applied to every TFLite variant (float32 verifies that it computes the same function); a model
-    that is not a `build_classifier` graph, or has no concatenation there, is returned unchanged.
-    """
-    import keras
+def _concatenated_parts(model):
+    """`(consumer, parts)` for a `build_classifier` graph whose first head Dense reads a
+    concatenation: `parts` are `(tensor, rows)`, each concatenated part (before flattening) with
+    the rows of the consumer's kernel that multiply it. None for any other graph."""
     import numpy as np
     from keras import layers
 
     names = {layer.name for layer in model.layers}
     consumer_name = "hidden" if "hidden" in names else "predictions"
     if consumer_name not in names or not isinstance(model.get_layer(consumer_name), layers.Dense):
-        return model
+        return None
     consumer = model.get_layer(consumer_name)
-    if "fusion" in names:
-        fused = list(model.get_layer("fusion").input)
-    else:
-        fused = [consumer.input]
-    # parts: (tensor before flattening, rows of the consumer kernel it multiplies)
-    kernel, bias = (np.asarray(w) for w in consumer.get_weights())
+    fused = list(model.get_layer("fusion").input) if "fusion" in names else [consumer.input]
+    kernel = np.asarray(consumer.get_weights()[0])
     parts, offset = [], 0
     for tensor in fused:
         width = int(np.prod(tensor.shape[1:]))
@@ -70,23 +60,70 @@ def split_concatenations(model):
             grid = rows.reshape(height, width_, 2 * channels, -1)
             for index, part in enumerate(pooled):
                 part_rows = grid[:, :, index * channels:(index + 1) * channels].reshape(height * width_ * channels, -1)
-                parts.append((layers.ReLU()(part), part_rows))
+                relu = layers.ReLU(name=f"{sa_prefix}_part{index}_relu")
+                parts.append((relu(part), part_rows))
         else:
             parts.append((tensor, rows))
     if offset != kernel.shape[0] or len(parts) < 2:
+        return None
+    return consumer, parts
+
+
+def concatenation_scales(model, inputs) -> list[float] | None:
+    """Powers of two that bring each concatenated part of the head (see `rescale_concatenations`)
+    to the range of the widest one, measured on `inputs` (a dict batch); None when the model has
+    no such concatenation."""
+    import keras
+    import numpy as np
+
+    found = _concatenated_parts(model)
+    if found is None:
+        return None
+    probe = keras.Model(model.input, [tensor for tensor, _ in found[1]])
+    ranges = [float(np.max(np.abs(np.asarray(out)))) for out in probe.predict_on_batch(inputs)]
+    widest = max(ranges)
+    return [float(2.0 ** np.round(np.log2(widest / r))) if r > 0 else 1.0 for r in ranges]
+
+
+def rescale_concatenations(model, scales):
+    """The same function as `model`, with each part of the concatenation that feeds the head's
+    first Dense multiplied by `scales[i]` (powers of two: exact in float) and that Dense's rows
+    for it divided by the same factor: `W [a; b] = (W_a / s) (s a) + W_b b`.
+
+    Why: a TFLite int8 CONCATENATION has ONE scale for all its inputs. The soft-attention head
+    concatenates the feature map with `gamma * attention * features` (gamma ~0.01: a range 100x
+    smaller) and the fusion concatenates image and metadata features of unrelated ranges, so at
+    the shared scale the small part is rounded to a few levels or to zero. Scaled to similar
+    ranges, every part keeps its resolution, and the logits are still ONE Dense output: one
+    rounding (summing per-part Dense outputs instead, as this once did, rounds the logits once
+    per part and per sum; on the trained V3Small run those roundings alone flipped ~1 % of
+    predictions). A model without such a concatenation, or `scales=None`, is returned unchanged.
+    """
+    import keras
+    import numpy as np
+    from keras import layers
+
+    found = _concatenated_parts(model) if scales is not None else None
+    if found is None:
         return model
-    terms = []
-    for index, (tensor, rows) in enumerate(parts):
+    consumer, parts = found
+    if len(scales) != len(parts):
+        raise SkinkerasError(f"{len(parts)} concatenated parts but {len(scales)} scales")
+    flat, rows = [], []
+    for index, ((tensor, part_rows), scale) in enumerate(zip(parts, scales)):
+        if scale != 1.0:
+            tensor = layers.Rescaling(scale, name=f"{consumer.name}_part{index}_scale")(tensor)
         if len(tensor.shape) > 2:
-            tensor = layers.Flatten()(tensor)
-        dense = layers.Dense(kernel.shape[1], use_bias=index == 0, name=f"{consumer.name}_part{index}")
-        terms.append(dense(tensor))
-        dense.set_weights([rows, bias] if index == 0 else [rows])
-    x = layers.Activation(consumer.activation, dtype=consumer.dtype_policy, name=f"{consumer.name}_sum")(
-        layers.Add()(terms))
-    if consumer_name == "hidden":
+            tensor = layers.Flatten(name=f"{consumer.name}_part{index}_flatten")(tensor)
+        flat.append(tensor)
+        rows.append(part_rows / scale)
+    dense = layers.Dense(int(consumer.units), activation=consumer.activation, dtype=consumer.dtype_policy,
+                         name=consumer.name)
+    x = dense(layers.Concatenate(name=f"{consumer.name}_inputs")(flat))
+    dense.set_weights([np.concatenate(rows), np.asarray(consumer.get_weights()[1])])
+    if consumer.name == "hidden":
         x = model.get_layer("predictions")(x)  # the Dropout between them is the identity here
-    return keras.Model(model.input, x, name=f"{model.name}_split")
+    return keras.Model(model.input, x, name=f"{model.name}_rescaled")
 
 
 def _unfused_hard_swish(x):
@@ -126,14 +163,11 @@ def unfused_hard_swish(model):
             layer.activation = activation
 
 
-def tflite_archive(model, spec, *, split: bool = True):
-    """ExportArchive whose `serve` endpoint is the fixed-shape signature in the module docstring.
-    `split=False`: `model` has been through `split_concatenations` already."""
+def tflite_archive(model, spec):
+    """ExportArchive whose `serve` endpoint is the fixed-shape signature in the module docstring."""
     import keras
     import tensorflow as tf
 
-    if split:
-        model = split_concatenations(model)
     archive = keras.export.ExportArchive()
     archive.track(model)
     size = spec.image_size
@@ -173,8 +207,7 @@ def convert(model, spec, quantize: str = "float32", *, representative=None,
     hard swish is rounded three times instead of once (V3Small agreement 91 % instead of 96 %).
     `fake_quant_ranges`: the ranges of a quantization-aware fine-tuning
     (`skinkeras.training.quantization_aware`): those outputs are rounded with the ranges the
-    weights were tuned for (the graph carries them as FakeQuant ops, which the converter reads);
-    the other tensors are calibrated as usual.
+    weights were tuned for (see `_quantize_with_ranges`); the other tensors are calibrated as usual.
     """
     import tensorflow as tf
 
@@ -187,33 +220,100 @@ def convert(model, spec, quantize: str = "float32", *, representative=None,
         saved = Path(tmp) / "saved_model"
         # Float variants keep the fused HARD_SWISH: XNNPACK runs it in float.
         with unfused_hard_swish(model) if unfuse else contextlib.nullcontext():
-            graph = split_concatenations(model)
-            if quantize == "int8" and fake_quant_ranges:
-                from skinkeras.training.quantization_aware import with_fake_quant
+            graph = model
+            if quantize == "int8":
+                graph = rescale_concatenations(model, concatenation_scales(model, _batch(representative)))
+            tflite_archive(graph, spec).write_out(str(saved), verbose=False)
+            converter = tf.lite.TFLiteConverter.from_saved_model(str(saved), signature_keys=["serve"])
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+            if quantize == "float16":
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                converter.target_spec.supported_types = [tf.float16]
+            elif quantize == "dynamic":
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            elif quantize == "int8":
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+                converter.representative_dataset = representative
+                # A private converter attribute (TF 2.x has no public switch); checked so that a TF that
+                # drops it fails here rather than silently writing per-channel models.
+                if not hasattr(converter, "_experimental_disable_per_channel"):
+                    raise SkinkerasError("this TensorFlow's TFLite converter cannot switch off per-channel quantization")
+                converter._experimental_disable_per_channel = not per_channel
+            try:
+                if quantize == "int8" and fake_quant_ranges:
+                    return _quantize_with_ranges(converter, graph, fake_quant_ranges, representative,
+                                                 per_channel=per_channel)
+                return converter.convert()
+            except SkinkerasError:
+                raise
+            except Exception as error:  # the converter raises ConverterError and friends
+                first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                raise SkinkerasError(f"TFLite conversion ({quantize}) failed with builtin ops only: {first}") from error
 
-                graph, _ = with_fake_quant(graph, ranges=fake_quant_ranges)
-            tflite_archive(graph, spec, split=False).write_out(str(saved), verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved), signature_keys=["serve"])
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        if quantize == "float16":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.target_spec.supported_types = [tf.float16]
-        elif quantize == "dynamic":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        elif quantize == "int8":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            converter.representative_dataset = representative
-            # A private converter attribute (TF 2.x has no public switch); checked so that a TF that
-            # drops it fails here rather than silently writing per-channel models.
-            if not hasattr(converter, "_experimental_disable_per_channel"):
-                raise SkinkerasError("this TensorFlow's TFLite converter cannot switch off per-channel quantization")
-            converter._experimental_disable_per_channel = not per_channel
+
+def _quantize_with_ranges(converter, graph, ranges: dict, representative, *, per_channel: bool) -> bytes:
+    """Full-integer quantization as the converter does it (calibrate, then quantize), with the
+    calibrated range of every tensor that a quantization-aware fine-tuning rounded replaced by the
+    range it was tuned with.
+
+    Tensors are matched by value, not by name (the converter's tensor names are fused op paths):
+    for the first representative input, the converter's calibration model and `graph` are run and
+    each tuned rounding's input is compared with the calibration model's tensors of that shape.
+    The exported graph is the plain one: no fake-quant ops, so the same ops and per-tensor weights
+    as any int8 export.
+    """
+    import numpy as np
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from tensorflow.lite.python.convert import mlir_quantize
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    from skinkeras.training.quantization_aware import fake_quant_inputs
+
+    converter._experimental_calibrate_only = True
+    calibrated = converter.convert()
+    probe = next(iter(representative()))
+    wanted = fake_quant_inputs(graph, ranges, {key: np.asarray(value) for key, value in probe.items()})
+
+    interpreter = Interpreter(model_content=bytes(calibrated), experimental_preserve_all_tensors=True,
+                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interpreter.get_signature_runner("serve")(**probe)
+    flat = flatbuffer_utils.read_model_from_bytearray(calibrated)
+    tensors = flat.subgraphs[0].tensors
+    by_shape: dict[tuple, list[str]] = {}
+    for name, value in wanted.items():
+        by_shape.setdefault(tuple(value.shape), []).append(name)
+    matched = set()
+    for index, tensor in enumerate(tensors):
+        stats = tensor.quantization
+        if stats is None or stats.min is None or len(stats.min) != 1:
+            continue  # weights and tensors without calibration statistics
         try:
-            return converter.convert()
-        except Exception as error:  # the converter raises ConverterError and friends
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise SkinkerasError(f"TFLite conversion ({quantize}) failed with builtin ops only: {first}") from error
+            value = interpreter.get_tensor(index)
+        except ValueError:
+            continue
+        for name in by_shape.get(tuple(value.shape), ()):
+            reference = wanted[name]
+            if np.max(np.abs(value - reference)) <= 1e-3 * (np.max(np.abs(reference)) + 1e-3):
+                low, high = ranges[name]
+                stats.min, stats.max = [float(min(low, 0.0))], [float(max(high, 0.0))]
+                matched.add(name)
+                break
+    log.info("int8: %d of %d tuned ranges found in the converted model", len(matched), len(wanted))
+    if len(matched) < len(wanted) // 2:
+        raise SkinkerasError(f"found the tensors of only {len(matched)} of {len(wanted)} tuned int8 ranges "
+                             "in the converted model; export without them (another run) or re-run finetune-int8")
+    return mlir_quantize(bytes(flatbuffer_utils.convert_object_to_bytearray(flat)), not per_channel,
+                         input_data_type=tf.float32, output_data_type=tf.float32)
+
+
+def _batch(representative, limit: int = 64) -> dict:
+    """The first `limit` representative inputs as one batch dict."""
+    import numpy as np
+
+    items = [item for _, item in zip(range(limit), representative())]
+    return {key: np.concatenate([np.asarray(item[key]) for item in items]) for key in items[0]}
 
 
 def representative_dataset(run_dir, spec, data_root, *, samples: int = DEFAULT_CALIBRATION_SAMPLES, seed: int = 0):

@@ -46,11 +46,14 @@ class FakeQuant(layers.Layer):
     Until the first training batch the range is empty and the layer is the identity.
     """
 
-    def __init__(self, momentum: float = 0.99, **kwargs):
+    def __init__(self, momentum: float = 0.99, num_bits: int = 8, **kwargs):
         super().__init__(**kwargs)
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1). Received: {momentum}")
+        if not 2 <= num_bits <= 8:
+            raise ValueError(f"num_bits must be in 2..8. Received: {num_bits}")
         self.momentum = momentum
+        self.num_bits = num_bits
 
     def build(self, input_shape):
         self.range_min = self.add_weight(shape=(), initializer="zeros", trainable=False, name="range_min")
@@ -72,7 +75,8 @@ class FakeQuant(layers.Layer):
         high = ops.maximum(self.range_max, 0.0)
         # TensorFlow's op: TFLite's nudged int8 grid, gradient straight through inside the range
         # (zero outside), and the TFLite converter reads its range as the tensor's quantization.
-        rounded = tf.quantization.fake_quant_with_min_max_vars(x32, low, high, num_bits=8, narrow_range=False)
+        rounded = tf.quantization.fake_quant_with_min_max_vars(x32, low, high, num_bits=self.num_bits,
+                                                               narrow_range=False)
         rounded = ops.where(high - low > 0.0, rounded, x32)  # no range observed yet: identity
         return ops.cast(rounded, x.dtype)
 
@@ -80,7 +84,7 @@ class FakeQuant(layers.Layer):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "momentum": self.momentum}
+        return {**super().get_config(), "momentum": self.momentum, "num_bits": self.num_bits}
 
 
 _ROUNDED_OUTPUTS = (layers.BatchNormalization, layers.ReLU, layers.Activation, layers.Add, layers.Multiply,
@@ -110,6 +114,42 @@ def _is_relu(layer) -> bool:
     return isinstance(layer, layers.Activation) and getattr(layer.activation, "__name__", "") in ("relu", "relu6")
 
 
+SPLIT_SUFFIXES = ("_x_over_6", "_relu6_x_plus_3")  # the roundings inside a split hard swish
+
+
+def _is_hard_swish(layer) -> bool:
+    name = getattr(getattr(layer, "activation", None), "__name__", "")
+    return isinstance(layer, layers.Activation) and name in ("hard_swish", "hard_silu", "_unfused_hard_swish")
+
+
+def uses_split_hard_swish(ranges: dict | None) -> bool:
+    """Whether `ranges` come from a fine-tuning with `split_hard_swish=True`."""
+    return bool(ranges) and any(name.endswith(SPLIT_SUFFIXES[1]) for name in ranges)
+
+
+def _is_softmax_dense(layer) -> bool:
+    return isinstance(layer, layers.Dense) and getattr(layer.activation, "__name__", "") == "softmax"
+
+
+class _SoftmaxOfRoundedLogits(layers.Layer):
+    """`softmax(round(x W + b))`: a softmax Dense with its logits rounded, as TFLite int8 rounds the
+    FULLY_CONNECTED output before SOFTMAX. Holds the Dense, so its weights train; never saved."""
+
+    def __init__(self, dense, fake_quant, **kwargs):
+        super().__init__(name=f"{dense.name}_rounded_logits", **kwargs)
+        self.dense = dense
+        self.fake_quant = fake_quant
+
+    def call(self, x, training=False):
+        logits = ops.matmul(x, self.dense.kernel)
+        if self.dense.use_bias:
+            logits = logits + self.dense.bias
+        return ops.softmax(self.fake_quant(logits, training=training), axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.dense.units)
+
+
 def _rounds_output(layer, consumers) -> bool:
     """Whether TFLite int8 rounds this layer's output to its own int8 tensor."""
     if isinstance(layer, keras.Model):
@@ -121,45 +161,65 @@ def _rounds_output(layer, consumers) -> bool:
         return False
     if isinstance(layer, (layers.Conv2D, layers.DepthwiseConv2D)) and not layer.use_bias:
         return False  # followed by BatchNormalization, folded into this conv by the converter
-    if getattr(layer, "activation", None) is not None and getattr(layer.activation, "__name__", "") == "softmax":
-        return False  # the probabilities: rounding them only moves ties, and it hides the logits
+    if _is_softmax_dense(layer):
+        return False  # its logits are rounded instead (`_SoftmaxOfRoundedLogits`)
     after = consumers.get(layer.name, [])
     if after and all(_is_relu(c) for c in after) and not _is_relu(layer):
         return False  # the converter fuses the ReLU into this op: one rounding, after the ReLU
     return True
 
 
-def with_fake_quant(model, *, momentum: float = 0.99, ranges: dict | None = None):
+def with_fake_quant(model, *, momentum: float = 0.99, num_bits: int = 8, ranges: dict | None = None,
+                    split_hard_swish: bool = False):
     """`(clone, fake_quants)`: the model's graph with a `FakeQuant` after every int8-rounded
     output (see the module docstring), built from the same layer objects: training the clone
     trains `model`.
 
     `ranges` (`{fake_quant_name: [min, max]}`, as `fake_quant_ranges` returns): only those outputs
     get a `FakeQuant`, with that fixed range (how an export carries a fine-tuning's ranges into
-    the TFLite converter).
+    the TFLite converter). `split_hard_swish`: hard swish as the int8 export with
+    `--int8-split-hard-swish` computes it, `(x / 6) * relu6(x + 3)`, each of the three rounded.
     """
     consumers = _consumers(model)
     fake_quants = []
 
+    def new_fake_quant(name):
+        if ranges is not None and name not in ranges:
+            return None
+        fake_quant = FakeQuant(momentum=momentum, num_bits=num_bits, name=name)
+        fake_quants.append(fake_quant)
+        return fake_quant
+
     def call_function(layer, *args, **kwargs):
+        if split_hard_swish and _is_hard_swish(layer) and not kwargs and len(args) == 1:
+            # Named layers, not raw ops: op names must be unique in the (nested) clone.
+            x = args[0]
+            parts = []
+            over_6 = layers.Rescaling(1.0 / 6.0, name=f"{layer.name}{SPLIT_SUFFIXES[0]}")(x)
+            plus_3 = layers.Rescaling(1.0, offset=3.0, name=f"{layer.name}_x_plus_3")(x)
+            relu6 = layers.ReLU(6.0, name=f"{layer.name}{SPLIT_SUFFIXES[1]}")(plus_3)
+            for suffix, value in zip(SPLIT_SUFFIXES, (over_6, relu6)):
+                fake_quant = new_fake_quant(f"{layer.name}_fake_quant{suffix}")
+                parts.append(fake_quant(value) if fake_quant else value)
+            product = layers.Multiply(name=f"{layer.name}_product")(parts)
+            fake_quant = new_fake_quant(f"{layer.name}_fake_quant")
+            return fake_quant(product) if fake_quant else product
+        if _is_softmax_dense(layer) and not kwargs and len(args) == 1:
+            fake_quant = new_fake_quant(f"{layer.name}_fake_quant")
+            return _SoftmaxOfRoundedLogits(layer, fake_quant)(*args) if fake_quant else layer(*args)
         outputs = layer(*args, **kwargs)
         if not _rounds_output(layer, consumers) or not hasattr(outputs, "shape"):
             return outputs
-        name = f"{layer.name}_fake_quant"
-        if ranges is not None and name not in ranges:
-            return outputs
-        fake_quant = FakeQuant(momentum=momentum, name=name)
-        fake_quants.append(fake_quant)
-        outputs = fake_quant(outputs)
-        if ranges is not None:
-            low, high = ranges[name]
-            fake_quant.range_min.assign(float(low))
-            fake_quant.range_max.assign(float(high))
-            fake_quant.observed.assign(1.0)
-        return outputs
+        fake_quant = new_fake_quant(f"{layer.name}_fake_quant")
+        return fake_quant(outputs) if fake_quant else outputs
 
     clone = keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call_function,
                                      recursive=True)
+    for fake_quant in fake_quants if ranges is not None else ():
+        low, high = ranges[fake_quant.name]
+        fake_quant.range_min.assign(float(low))
+        fake_quant.range_max.assign(float(high))
+        fake_quant.observed.assign(1.0)
     if not fake_quants:
         raise SkinkerasError(f"{model.name}: found no int8-rounded outputs to simulate")
     return clone, fake_quants
@@ -169,6 +229,24 @@ def fake_quant_ranges(fake_quants) -> dict[str, list[float]]:
     """`{name: [min, max]}` of the fake quants that have observed a range."""
     return {fq.name: [float(fq.range_min.numpy()), float(fq.range_max.numpy())]
             for fq in fake_quants if float(fq.observed.numpy()) > 0}
+
+
+def fake_quant_inputs(model, ranges: dict, inputs) -> dict:
+    """`{fake_quant_name: float32 array}`: what each of `ranges`' roundings would round, for one
+    batch of `inputs` through `model` (no rounding applied). Used to find, by value, the tensor
+    of a converted model that each range belongs to."""
+    import numpy as np
+
+    graph, fake_quants = with_fake_quant(model, ranges=ranges, split_hard_swish=uses_split_hard_swish(ranges))
+    seen = {}
+    for fake_quant in fake_quants:
+        def record(x, training=False, _name=fake_quant.name):
+            seen[_name] = np.asarray(x, dtype="float32")
+            return x
+
+        fake_quant.call = record  # this throwaway clone only: identity, remembering its input
+    graph(inputs, training=False)
+    return seen
 
 
 def load_fake_quant_ranges(run_dir) -> dict | None:
@@ -193,7 +271,8 @@ def freeze_batchnorm(model) -> int:
 
 
 def finetune_quantization_aware(source_run, out_dir, *, epochs: int = 8, learning_rate: float = 1e-5,
-                                data_root=None, observe_batches: int = 8, verbose="auto") -> dict:
+                                simulate_bits: int = 8, split_hard_swish: bool = False, data_root=None,
+                                observe_batches: int = 8, verbose="auto") -> dict:
     """Fine-tunes `source_run`'s best model with int8 rounding simulated into a new run `out_dir`.
 
     `out_dir` gets the source's config and lesion split (so the test split stays unseen), its own
@@ -232,7 +311,7 @@ def finetune_quantization_aware(source_run, out_dir, *, epochs: int = 8, learnin
 
     model = trainer.load_run_model(source_run)
     frozen = freeze_batchnorm(model)
-    simulated, fake_quants = with_fake_quant(model)
+    simulated, fake_quants = with_fake_quant(model, num_bits=simulate_bits, split_hard_swish=split_hard_swish)
     log.info("%s: %d int8 roundings simulated, %d BatchNormalization layers frozen", model.name,
              len(fake_quants), frozen)
     loss = trainer._loss(config, data)
@@ -285,6 +364,8 @@ def finetune_quantization_aware(source_run, out_dir, *, epochs: int = 8, learnin
             "source_run": str(source_run.resolve()),
             "epochs": epochs,
             "learning_rate": learning_rate,
+            "simulated_bits": simulate_bits,
+            "split_hard_swish": split_hard_swish,
             "simulated_roundings": len(fake_quants),
             "batchnorm_frozen": frozen,
             "source_" + monitor: history[0][monitor],
