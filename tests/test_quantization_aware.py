@@ -210,3 +210,26 @@ def test_split_hard_swish_tuning_rounds_its_three_parts_and_its_export_splits(tm
                          split_hard_swish=True)
     ops_used = {op["op_name"] for op in Interpreter(model_content=flatbuffer)._get_ops_details()}
     assert "HARD_SWISH" not in ops_used and "CONV_2D" in ops_used
+
+
+def test_weights_are_rounded_as_the_int8_export_stores_them():
+    import keras
+
+    from skinkeras.training.quantization_aware import _rounded_kernel, with_fake_quant
+    from tests.test_export import calibrate_batchnorm
+
+    model = calibrate_batchnorm(_tiny_classifier())
+    clone, _ = with_fake_quant(model, round_weights=True)
+    wrapped = [layer for layer in clone._flatten_layers(recursive=True) if layer.name.endswith("_rounded_weights")]
+    assert len(wrapped) > 30
+    flat = {layer.name: layer for layer in model._flatten_layers(include_self=False, recursive=True)}
+    conv, bn = flat["expanded_conv_depthwise"], flat["expanded_conv_depthwise_bn"]  # depthwise + its BN
+    assert isinstance(conv, keras.layers.DepthwiseConv2D)
+    rounded = np.asarray(_rounded_kernel(conv, bn))
+    factor = np.asarray(bn.gamma) / np.sqrt(np.asarray(bn.moving_variance) + bn.epsilon)
+    folded = rounded * factor.reshape(rounded.shape[2:])
+    step = np.abs(np.asarray(conv.kernel) * factor.reshape(rounded.shape[2:])).max() / 127.0
+    levels = folded / step
+    np.testing.assert_allclose(levels, np.round(levels), atol=1e-3)  # one int8 grid for the folded tensor
+    assert np.abs(levels).max() <= 127.0 + 1e-3
+    assert np.abs(rounded - np.asarray(conv.kernel)).max() > 0  # it does round

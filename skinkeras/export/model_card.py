@@ -188,6 +188,11 @@ class _ModelCard:
             if summary.get("best_epoch") is not None:
                 epochs += f"; the exported model is the best epoch, {summary['best_epoch']}"
             rows.append(("epochs", epochs))
+        tuned = summary.get("quantization_aware")
+        if tuned:
+            rows.append(("int8 fine-tuning", f"quantization-aware, {tuned.get('epochs', '?')} epochs at lr "
+                         f"{tuned.get('learning_rate', '?')} from {tuned.get('source_run', '?')} (BatchNorm frozen"
+                         f"{', split hard swish' if tuned.get('split_hard_swish') else ''}); epoch 0 is that run's model"))
         if summary.get("train_seconds_total") is not None:
             rows.append(("training time", f"{summary['train_seconds_total'] / 3600:.2f} h "
                          f"({summary.get('precision', '?')} precision)"))

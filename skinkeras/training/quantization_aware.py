@@ -97,12 +97,12 @@ def _consumers(model) -> dict[str, list]:
     consumers: dict[str, list] = {}
 
     def walk(graph):
-        for layer in graph.layers:
-            for node in layer._inbound_nodes:
+        for operation in graph.operations:  # layers and raw ops (`x + 3.0`)
+            for node in operation._inbound_nodes:
                 for parent in node.parent_nodes:
-                    consumers.setdefault(parent.operation.name, []).append(layer)
-            if isinstance(layer, keras.Model):
-                walk(layer)
+                    consumers.setdefault(parent.operation.name, []).append(operation)
+            if isinstance(operation, keras.Model):
+                walk(operation)
 
     walk(model)
     return consumers
@@ -127,6 +127,52 @@ def uses_split_hard_swish(ranges: dict | None) -> bool:
     return bool(ranges) and any(name.endswith(SPLIT_SUFFIXES[1]) for name in ranges)
 
 
+def _rounded_kernel(layer, batchnorm=None):
+    """`layer.kernel` rounded as TFLite int8 stores it: symmetric, one scale per tensor, after the
+    converter folds a following BatchNormalization into it (rounded folded, then unfolded here so
+    the BatchNormalization still applies). Straight-through gradient."""
+    kernel = layer.kernel
+    if batchnorm is not None:
+        factor = ops.rsqrt(batchnorm.moving_variance + batchnorm.epsilon)
+        if batchnorm.scale:
+            factor = factor * batchnorm.gamma
+        if isinstance(layer, layers.DepthwiseConv2D):
+            factor = ops.reshape(factor, kernel.shape[2:])
+    else:
+        factor = ops.ones((), dtype=kernel.dtype)
+    folded = kernel * factor
+    scale = ops.maximum(ops.max(ops.abs(folded)) / 127.0, 1e-12)
+    rounded = ops.round(folded / scale) * scale / factor
+    return kernel + ops.stop_gradient(rounded - kernel)
+
+
+class _WithRoundedWeights(layers.Layer):
+    """Calls a Conv2D / DepthwiseConv2D / Dense with its kernel rounded (`_rounded_kernel`); holds
+    the layer, so its weights train. Never saved."""
+
+    def __init__(self, layer, batchnorm=None, **kwargs):
+        super().__init__(name=f"{layer.name}_rounded_weights", **kwargs)
+        self.inner = layer
+        self.batchnorm = batchnorm
+
+    def call(self, x):
+        layer = self.inner
+        kernel = _rounded_kernel(layer, self.batchnorm)
+        if isinstance(layer, layers.DepthwiseConv2D):
+            y = ops.depthwise_conv(x, kernel, strides=layer.strides, padding=layer.padding,
+                                   dilation_rate=layer.dilation_rate, data_format=layer.data_format)
+        elif isinstance(layer, layers.Conv2D):
+            y = layer.convolution_op(x, kernel)
+        else:
+            y = ops.matmul(x, kernel)
+        if layer.use_bias:
+            y = y + layer.bias  # channels_last (the only layout the classifiers use)
+        return layer.activation(y) if layer.activation is not None else y
+
+    def compute_output_shape(self, input_shape):
+        return self.inner.compute_output_shape(input_shape)
+
+
 def _is_softmax_dense(layer) -> bool:
     return isinstance(layer, layers.Dense) and getattr(layer.activation, "__name__", "") == "softmax"
 
@@ -135,13 +181,14 @@ class _SoftmaxOfRoundedLogits(layers.Layer):
     """`softmax(round(x W + b))`: a softmax Dense with its logits rounded, as TFLite int8 rounds the
     FULLY_CONNECTED output before SOFTMAX. Holds the Dense, so its weights train; never saved."""
 
-    def __init__(self, dense, fake_quant, **kwargs):
+    def __init__(self, dense, fake_quant, round_weights=False, **kwargs):
         super().__init__(name=f"{dense.name}_rounded_logits", **kwargs)
         self.dense = dense
         self.fake_quant = fake_quant
+        self.round_weights = round_weights
 
     def call(self, x, training=False):
-        logits = ops.matmul(x, self.dense.kernel)
+        logits = ops.matmul(x, _rounded_kernel(self.dense) if self.round_weights else self.dense.kernel)
         if self.dense.use_bias:
             logits = logits + self.dense.bias
         return ops.softmax(self.fake_quant(logits, training=training), axis=-1)
@@ -166,11 +213,14 @@ def _rounds_output(layer, consumers) -> bool:
     after = consumers.get(layer.name, [])
     if after and all(_is_relu(c) for c in after) and not _is_relu(layer):
         return False  # the converter fuses the ReLU into this op: one rounding, after the ReLU
+    if (after and getattr(layer, "use_bias", False) and isinstance(layer, (layers.Conv2D, layers.Dense))
+            and not any(isinstance(c, layers.Layer) for c in after)):
+        return False  # `conv(x) + 3` (hard sigmoid): the converter folds the constant into the bias
     return True
 
 
 def with_fake_quant(model, *, momentum: float = 0.99, num_bits: int = 8, ranges: dict | None = None,
-                    split_hard_swish: bool = False):
+                    split_hard_swish: bool = False, round_weights: bool = False):
     """`(clone, fake_quants)`: the model's graph with a `FakeQuant` after every int8-rounded
     output (see the module docstring), built from the same layer objects: training the clone
     trains `model`.
@@ -179,6 +229,8 @@ def with_fake_quant(model, *, momentum: float = 0.99, num_bits: int = 8, ranges:
     get a `FakeQuant`, with that fixed range (how an export carries a fine-tuning's ranges into
     the TFLite converter). `split_hard_swish`: hard swish as the int8 export with
     `--int8-split-hard-swish` computes it, `(x / 6) * relu6(x + 3)`, each of the three rounded.
+    `round_weights`: conv / dense kernels rounded as the int8 export stores them
+    (`_rounded_kernel`; the softmax Dense's kernel is rounded whenever its logits are).
     """
     consumers = _consumers(model)
     fake_quants = []
@@ -206,8 +258,17 @@ def with_fake_quant(model, *, momentum: float = 0.99, num_bits: int = 8, ranges:
             return fake_quant(product) if fake_quant else product
         if _is_softmax_dense(layer) and not kwargs and len(args) == 1:
             fake_quant = new_fake_quant(f"{layer.name}_fake_quant")
-            return _SoftmaxOfRoundedLogits(layer, fake_quant)(*args) if fake_quant else layer(*args)
-        outputs = layer(*args, **kwargs)
+            if fake_quant is None:
+                return layer(*args)
+            return _SoftmaxOfRoundedLogits(layer, fake_quant, round_weights)(*args)
+        if (round_weights and not kwargs and len(args) == 1 and not isinstance(layer, keras.Model)
+                and isinstance(layer, (layers.Conv2D, layers.DepthwiseConv2D, layers.Dense))
+                and getattr(layer, "data_format", "channels_last") == "channels_last"):
+            after = consumers.get(layer.name, [])
+            batchnorm = after[0] if len(after) == 1 and isinstance(after[0], layers.BatchNormalization) else None
+            outputs = _WithRoundedWeights(layer, batchnorm)(args[0])
+        else:
+            outputs = layer(*args, **kwargs)
         if not _rounds_output(layer, consumers) or not hasattr(outputs, "shape"):
             return outputs
         fake_quant = new_fake_quant(f"{layer.name}_fake_quant")
@@ -311,7 +372,8 @@ def finetune_quantization_aware(source_run, out_dir, *, epochs: int = 8, learnin
 
     model = trainer.load_run_model(source_run)
     frozen = freeze_batchnorm(model)
-    simulated, fake_quants = with_fake_quant(model, num_bits=simulate_bits, split_hard_swish=split_hard_swish)
+    simulated, fake_quants = with_fake_quant(model, num_bits=simulate_bits, split_hard_swish=split_hard_swish,
+                                             round_weights=True)
     log.info("%s: %d int8 roundings simulated, %d BatchNormalization layers frozen", model.name,
              len(fake_quants), frozen)
     loss = trainer._loss(config, data)
@@ -357,9 +419,11 @@ def finetune_quantization_aware(source_run, out_dir, *, epochs: int = 8, learnin
         "experiment": config.name,
         "task": config.task,
         "epochs_done": epochs,
+        "epochs_planned": epochs,
         "best_epoch": best_epoch,
         "best_" + monitor: best,
         "train_seconds_total": round(time.monotonic() - started, 1),
+        "precision": model.dtype_policy.name,
         RUN_INFO_KEY: {
             "source_run": str(source_run.resolve()),
             "epochs": epochs,
