@@ -331,7 +331,7 @@ def freeze_batchnorm(model) -> int:
     return count
 
 
-def finetune_quantization_aware(source_run, out_dir, *, epochs: int = 8, learning_rate: float = 1e-5,
+def finetune_quantization_aware(source_run, out_dir, *, epochs: int = 16, learning_rate: float = 2e-5,
                                 simulate_bits: int = 8, split_hard_swish: bool = False, data_root=None,
                                 observe_batches: int = 8, verbose="auto") -> dict:
     """Fine-tunes `source_run`'s best model with int8 rounding simulated into a new run `out_dir`.
