@@ -380,7 +380,6 @@ def finetune_quantization_aware(source_run, out_dir, *, epochs: int = 16, learni
     metrics = lambda: trainer._metrics(len(data.class_names))  # noqa: E731  (one set per model)
     simulated.compile(optimizer=keras.optimizers.Adam(learning_rate, epsilon=config.train.adam_epsilon),
                       loss=loss, metrics=metrics())
-    model.compile(loss=loss, metrics=metrics())  # the plain model, validated after every epoch
 
     # The ranges start at the ranges of a few training batches (as a calibration would), so the
     # first gradient steps already see int8 rounding.
@@ -392,8 +391,18 @@ def finetune_quantization_aware(source_run, out_dir, *, epochs: int = 16, learni
     val = trainer.make_dataset(config, data, "val", training=False)
 
     def validate():
-        scores = model.evaluate(val, verbose=0, return_dict=True)
-        return {f"val_{key}": float(value) for key, value in scores.items()}
+        # The plain model stays uncompiled (compiling it would save an optimizer into best.keras).
+        import numpy as np
+
+        scores, losses, count = metrics(), [], 0
+        for images, labels in val:
+            probabilities = model(images, training=False)
+            losses.append(float(loss(labels, probabilities)) * int(labels.shape[0]))
+            count += int(labels.shape[0])
+            for metric in scores:
+                metric.update_state(labels, probabilities)
+        return {"val_loss": float(np.sum(losses) / max(count, 1)),
+                **{f"val_{metric.name}": float(metric.result()) for metric in scores}}
 
     started = time.monotonic()
     scores = validate()
