@@ -76,13 +76,22 @@ def make_fake_run(run_dir, *, backbone="MobileNetV3Small", head="soft_attention"
     config.model.backbone, config.model.head = backbone, head
     config.model.metadata_branch = metadata or "none"
     save_config(config, run_dir / "config.json")
+    keras.utils.set_random_seed(seed)  # the same model whichever tests ran before (the checks need spread)
     model = build_classifier(ClassifierConfig(
         backbone, head, num_classes=len(table.class_names), image_size=image_size, metadata=metadata,
         metadata_features=encoding.num_features if encoding else 20))
     calibrate_batchnorm(model, seed)
-    kernel, bias = model.get_layer("predictions").get_weights()
+    # Output kernel scaled so the logits of random images spread by ~1.5 (std): outputs that
+    # differ between images, neither saturated nor flat, whatever the random init.
+    layer = model.get_layer("predictions")
+    kernel, bias = layer.get_weights()
     rng = np.random.default_rng(seed)
-    model.get_layer("predictions").set_weights([kernel * 5.0, rng.normal(0, 0.5, bias.shape).astype("float32")])
+    probe = {"image": rng.uniform(0, 255, (16, image_size, image_size, 3)).astype("float32")}
+    if metadata:
+        probe["metadata"] = np.repeat(rng.normal(size=(1, model.input["metadata"].shape[1])), 16, 0).astype("float32")
+    features = np.asarray(keras.Model(model.input, layer.input).predict_on_batch(probe))
+    spread = float(np.std(features @ kernel, axis=0).mean())
+    layer.set_weights([kernel * (1.5 / max(spread, 1e-12)), rng.normal(0, 0.5, bias.shape).astype("float32")])
     model.save(run_dir / "best.keras")
     keras.backend.clear_session()
     return run_dir
@@ -303,9 +312,12 @@ def test_tflite_float32_matches_keras_with_builtin_ops_only(tmp_path_factory):
 def test_rescaled_concatenations_compute_the_same_function(head, metadata):
     """The int8-friendly head (each concatenated part scaled to a common range, the Dense rows
     divided back) equals the model; the scales are powers of two that equalise the parts."""
+    import keras
+
     from skinkeras.export.tflite import concatenation_scales, rescale_concatenations
     from skinkeras.models.classifier import ClassifierConfig, build_classifier
 
+    keras.utils.set_random_seed(0)
     model = build_classifier(ClassifierConfig("MobileNetV3Small", head, num_classes=3, image_size=IMAGE_SIZE,
                                               metadata=metadata, attention_gamma_init=0.01))
     kernel, bias = model.get_layer("predictions").get_weights()
