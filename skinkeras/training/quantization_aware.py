@@ -99,7 +99,8 @@ _ROUNDED_OUTPUTS = (layers.BatchNormalization, layers.ReLU, layers.Activation, l
 
 
 def _consumers(model) -> dict[str, list]:
-    """Layer name -> the layers that take its output, through nested functional models."""
+    """Layer name -> the operations (layers and raw ops) that take its output, through nested
+    functional models."""
     consumers: dict[str, list] = {}
 
     def walk(graph):
@@ -144,6 +145,7 @@ def _rounded_kernel(layer, batchnorm=None):
             factor = factor * batchnorm.gamma
         if isinstance(layer, layers.DepthwiseConv2D):
             factor = ops.reshape(factor, kernel.shape[2:])
+        factor = ops.where(ops.equal(factor, 0.0), 1.0, factor)  # gamma 0: a dead channel, nothing to fold
     else:
         factor = ops.ones((), dtype=kernel.dtype)
     folded = kernel * factor
