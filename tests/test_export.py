@@ -479,6 +479,19 @@ def test_every_mobile_backbone_converts_with_builtin_ops(tmp_path_factory, backb
     # 5e-4, not the 1e-4 verified on trained runs (measured there: <= 2e-6): untrained weights with
     # amplified logits make XNNPACK's float32 summation order visible (seen: 1.9e-4, MobileNetV2).
     np.testing.assert_allclose(LiteRTModel(model_file).predict(image, metadata), want, atol=5e-4)
+    # Full-integer int8 (builtin int8 kernels only, rescaled head) converts and runs too.
+    rng = np.random.default_rng(1)
+
+    def representative():
+        for _ in range(4):
+            yield {"image": rng.uniform(0, 255, (1, IMAGE_SIZE, IMAGE_SIZE, 3)).astype("float32"),
+                   "metadata": metadata[None].astype("float32")}
+
+    int8_file = model_file.with_name("int8.tflite")
+    int8_file.write_bytes(convert(model, spec, "int8", representative=representative))
+    assert builtin_only(int8_file) == []
+    probabilities = LiteRTModel(int8_file).predict(image, metadata)
+    assert probabilities.shape == want.shape and abs(float(probabilities.sum()) - 1.0) < 0.05
 
 
 @pytest.mark.slow
