@@ -458,11 +458,10 @@ def finetune_quantization_aware(source_run, out_dir, *, epochs: int = 16, learni
 
 def _save_best(model, fake_quants, out_dir: Path) -> None:
     """best.keras and the ranges it was validated with, each written atomically."""
-    model.save(out_dir / "best.partial.keras")
-    (out_dir / "best.partial.keras").replace(out_dir / "best.keras")
-    partial = out_dir / (RANGES_FILE + ".partial")
-    partial.write_text(json.dumps(fake_quant_ranges(fake_quants), indent=1) + "\n")
-    partial.replace(out_dir / RANGES_FILE)
+    from skinkeras.training.callbacks import atomic_save_model, atomic_write_json
+
+    atomic_save_model(model, out_dir / "best.keras")
+    atomic_write_json(fake_quant_ranges(fake_quants), out_dir / RANGES_FILE)
 
 
 def _fmt(scores: dict) -> str:
