@@ -412,6 +412,25 @@ def test_int8_needs_training_images(tmp_path_factory):
         convert(None, load_run_spec(run_dir), "int4")
 
 
+def test_representative_sample_is_read_once_and_replayed(tmp_path_factory, monkeypatch):
+    import skinkeras.data.pipeline as pipeline
+    from skinkeras.export.serving import load_run_spec
+    from skinkeras.export.tflite import representative_dataset
+
+    run_dir = fake_run(tmp_path_factory)
+    reads = []
+    original = pipeline.read_image
+    monkeypatch.setattr(pipeline, "read_image", lambda path, **kw: reads.append(path) or original(path, **kw))
+    generate = representative_dataset(run_dir, load_run_spec(run_dir), json.loads(
+        (run_dir / "config.json").read_text())["data"]["root"], samples=5)
+    first_two = [item for _, item in zip(range(2), generate())]
+    everything = list(generate())
+    again = list(generate())
+    assert len(everything) == len(again) == len(set(reads)) == len(reads) >= 2  # each image read once
+    for a, b in zip(first_two + everything, everything[:2] + again):
+        np.testing.assert_array_equal(a["image"], b["image"])
+
+
 def test_verification_thresholds_fail_loudly():
     from skinkeras.export.verify import compare_predictions
 

@@ -10,7 +10,8 @@ resizing are not TFLite builtins, so the app does those):
 and converts it with builtin ops only (`TFLITE_BUILTINS`; int8: `TFLITE_BUILTINS_INT8`, so any op
 without an int8 kernel fails the conversion instead of silently staying float). Full-integer int8
 is calibrated on a representative sample of the run's *training* split, through the evaluation
-pipeline, with per-tensor weight scales (see `convert` for why and what was measured). Inputs and outputs stay float32 so one app code path serves every variant.
+pipeline, with per-tensor weight scales (see `convert` for why and what was measured). Inputs and
+outputs stay float32 so one app code path serves every variant.
 
 Models run with the LiteRT interpreter (`ai_edge_litert.interpreter`), as on a phone.
 """
@@ -318,7 +319,9 @@ def _batch(representative, limit: int = 64) -> dict:
 
 def representative_dataset(run_dir, spec, data_root, *, samples: int = DEFAULT_CALIBRATION_SAMPLES, seed: int = 0):
     """A callable for `converter.representative_dataset`: `samples` images of the run's training
-    split (a seeded random sample) as the evaluation pipeline prepares them."""
+    split (a seeded random sample) as the evaluation pipeline prepares them. Each image is read
+    and prepared once: an int8 conversion iterates the sample more than once (head scales,
+    calibration, range matching), later passes replay the prepared arrays."""
     import numpy as np
 
     from skinkeras.export.verify import held_out_table, iterate_samples
@@ -326,13 +329,23 @@ def representative_dataset(run_dir, spec, data_root, *, samples: int = DEFAULT_C
     table = held_out_table(run_dir, data_root, "train", limit=samples, seed=seed)
     if len(table) == 0:
         raise SkinkerasError(f"no training images of {run_dir} under {data_root} to calibrate int8 with")
+    source = iter(iterate_samples(table, spec))
+    prepared: list[dict] = []
 
     def generate():
-        for _, image, metadata in iterate_samples(table, spec):
-            item = {"image": image[None].astype(np.float32)}
-            if spec.metadata is not None:
-                item["metadata"] = metadata[None].astype(np.float32)
-            yield item
+        index = 0
+        while True:
+            if index == len(prepared):
+                try:
+                    _, image, metadata = next(source)
+                except StopIteration:
+                    return
+                item = {"image": image[None].astype(np.float32)}
+                if spec.metadata is not None:
+                    item["metadata"] = metadata[None].astype(np.float32)
+                prepared.append(item)
+            yield prepared[index]
+            index += 1
 
     return generate
 
