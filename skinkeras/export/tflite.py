@@ -205,7 +205,8 @@ def convert(model, spec, quantize: str = "float32", *, representative=None,
     one image (V3Small 96.0 % vs 96.3 %) at 1/3.54 of float32 instead of 1/2.78.
     `split_hard_swish`: see `unfused_hard_swish`; the int8 model then runs in one XNNPACK
     partition (V3Small 0.88x, V3Large 0.58x the float32 latency instead of 3.1x / 1.9x) but each
-    hard swish is rounded three times instead of once (V3Small agreement 91 % instead of 96 %).
+    hard swish is rounded three times instead of once (V3Small agreement 91 % instead of 96 %;
+    these figures were measured with the earlier summed-parts head, before `rescale_concatenations`).
     `fake_quant_ranges`: the ranges of a quantization-aware fine-tuning
     (`skinkeras.training.quantization_aware`): those outputs are rounded with the ranges the
     weights were tuned for (see `_quantize_with_ranges`); the other tensors are calibrated as usual.
