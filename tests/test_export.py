@@ -401,6 +401,40 @@ def test_int8_is_per_tensor_and_split_hard_swish_leaves_no_hard_swish_op(tmp_pat
     assert probs.shape == (len(spec.class_names),) and abs(float(probs.sum()) - 1.0) < 0.05
 
 
+def test_int8_ranges_are_measured_and_the_logits_range_serves_the_top_1(tmp_path_factory):
+    """Each int8 range is the extreme its tensor takes on the representative images: the input's
+    `x / 127.5` is quantized on [0, 2], one grey level per step (the converter's own statistics
+    recorded [-1, 2] there, overwritten in place by the `- 1` after it). The logits start no lower
+    than the lowest top logit minus ln(512), not at the lowest logit of any class."""
+    import keras
+    from ai_edge_litert.interpreter import Interpreter
+
+    from skinkeras.export.tflite import convert
+
+    spec, model = run_model(fake_run(tmp_path_factory))
+    rng = np.random.default_rng(1)
+    items = [{"image": rng.uniform(0, 255, (1, IMAGE_SIZE, IMAGE_SIZE, 3)).astype("float32"),
+              "metadata": rng.normal(size=(1, spec.metadata.num_features)).astype("float32")} for _ in range(6)]
+    interpreter = Interpreter(model_content=convert(model, spec, "int8", representative=lambda: iter(items)))
+    ops = interpreter._get_ops_details()
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    image = next(op for op in ops if op["op_name"] == "QUANTIZE" and tensors[op["outputs"][0]]["shape"][1] > 1)
+    rescale = next(op for op in ops if op["op_name"] == "MUL" and image["outputs"][0] in op["inputs"])
+    scale, zero_point = tensors[rescale["outputs"][0]]["quantization"]
+    assert scale == pytest.approx(2 / 255, rel=0.01) and zero_point == -128
+
+    predictions = model.get_layer("predictions")
+    features = keras.Model(model.input, predictions.input)
+    kernel, bias = (np.asarray(w) for w in predictions.get_weights())
+    logits = np.concatenate([np.asarray(features.predict_on_batch(item)) @ kernel + bias for item in items])
+    softmax = [op for op in ops if op["op_name"] == "SOFTMAX"][-1]
+    scale, zero_point = tensors[softmax["inputs"][0]]["quantization"]
+    lowest = scale * (-128 - zero_point)
+    assert lowest >= logits.max(axis=1).min() - np.log(512.0) - 2 * scale
+    assert lowest <= min(0.0, logits.max(axis=1).min() - np.log(512.0)) + 2 * scale
+    assert scale * (127 - zero_point) >= logits.max() - 2 * scale
+
+
 def test_int8_needs_training_images(tmp_path_factory):
     from skinkeras.export.tflite import convert
     from skinkeras.export.serving import load_run_spec
