@@ -190,7 +190,7 @@ def tflite_archive(model, spec):
 
 def convert(model, spec, quantize: str = "float32", *, representative=None,
             per_channel: bool = False, split_hard_swish: bool = False,
-            fake_quant_ranges: dict | None = None) -> bytes:
+            fake_quant_ranges: dict | None = None, bias_correction: bool = True) -> bytes:
     """The `.tflite` flatbuffer of `model` with `quantize` in QUANTIZATIONS.
 
     `representative`: for int8, a callable returning an iterable of input dicts
@@ -209,7 +209,8 @@ def convert(model, spec, quantize: str = "float32", *, representative=None,
     these figures were measured with the earlier summed-parts head, before `rescale_concatenations`).
     `fake_quant_ranges`: the ranges of a quantization-aware fine-tuning
     (`skinkeras.training.quantization_aware`): those outputs are rounded with the ranges the
-    weights were tuned for (see `_quantize_int8`); the other tensors are calibrated as usual.
+    weights were tuned for; the other tensors are calibrated as usual (see `skinkeras.export.int8`).
+    `bias_correction`: see `skinkeras.export.int8.correct_biases`.
     """
     import tensorflow as tf
 
@@ -244,131 +245,16 @@ def convert(model, spec, quantize: str = "float32", *, representative=None,
                 converter._experimental_disable_per_channel = not per_channel
             try:
                 if quantize == "int8":
-                    return _quantize_int8(converter, graph, representative, per_channel=per_channel,
-                                          tuned_ranges=fake_quant_ranges)
+                    from skinkeras.export.int8 import quantize_int8
+
+                    return quantize_int8(converter, graph, representative, per_channel=per_channel,
+                                         tuned_ranges=fake_quant_ranges, bias_correction=bias_correction)
                 return converter.convert()
             except SkinkerasError:
                 raise
             except Exception as error:  # the converter raises ConverterError and friends
                 first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
                 raise SkinkerasError(f"TFLite conversion ({quantize}) failed with builtin ops only: {first}") from error
-
-
-def _quantize_int8(converter, graph, representative, *, per_channel: bool, tuned_ranges: dict | None = None) -> bytes:
-    """Full-integer quantization as the converter does it (calibrate, then `mlir_quantize`), with
-    the calibration statistics measured again (`_measured_ranges`) and, for a run with
-    quantization-aware fine-tuning, the range of every tensor it rounded set to the tuned range
-    (`_apply_tuned_ranges`). The exported graph is the plain one: no fake-quant ops, so the same
-    ops and per-tensor weights as any int8 export.
-
-    Logits: one int8 scale spans the lowest logit of any class to the highest. A class whose logit
-    lies more than ln(512) below an image's top logit has a probability under 1/512, which the int8
-    softmax output (steps of 1/256) rounds to 0 whether or not its logit is clipped. So the logits'
-    range starts at the lowest top logit of the calibration images minus ln(512): the far-negative
-    logits of unlikely classes no longer coarsen the rounding of the contenders for top-1.
-    """
-    import numpy as np
-    import tensorflow as tf
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-    from tensorflow.lite.python.convert import mlir_quantize
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    converter._experimental_calibrate_only = True
-    calibrated = converter.convert()
-    flat = flatbuffer_utils.read_model_from_bytearray(calibrated)
-    # Every tensor keeps its own buffer, so each is read as its op wrote it (no in-place reuse).
-    interpreter = Interpreter(model_content=bytes(calibrated), experimental_preserve_all_tensors=True,
-                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    calibrated_tensors = [index for index, tensor in enumerate(flat.subgraphs[0].tensors)
-                          if tensor.quantization is not None and tensor.quantization.min is not None
-                          and len(tensor.quantization.min) == 1]  # weights have no statistics
-    logits, lowest_top = _measured_ranges(interpreter, flat, calibrated_tensors, representative)
-    if tuned_ranges:
-        _apply_tuned_ranges(interpreter, flat.subgraphs[0].tensors, calibrated_tensors, graph, tuned_ranges,
-                            next(iter(representative())))
-    if logits is not None:
-        stats = flat.subgraphs[0].tensors[logits].quantization
-        stats.min = [max(stats.min[0], lowest_top - float(np.log(512.0)))]
-    return mlir_quantize(bytes(flatbuffer_utils.convert_object_to_bytearray(flat)), not per_channel,
-                         input_data_type=tf.float32, output_data_type=tf.float32)
-
-
-def _final_softmax_input(subgraph, codes) -> int | None:
-    """The tensor index of the logits: the input of a SOFTMAX whose output is the model's output."""
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    outputs = set(int(i) for i in subgraph.outputs)
-    for op in subgraph.operators:
-        if codes[op.opcodeIndex].builtinCode == schema.BuiltinOperator.SOFTMAX and int(op.outputs[0]) in outputs:
-            return int(op.inputs[0])
-    return None
-
-
-def _measured_ranges(interpreter, flat, indices, representative) -> tuple[int | None, float]:
-    """Sets the calibration min / max of the tensors `indices` of `flat` to the extremes each takes
-    over the representative inputs. Returns the logits' tensor index (None without a final
-    softmax) and the lowest top logit of the representative inputs.
-
-    Why not the converter's own statistics: its calibration reads tensors whose buffer an in-place
-    op (ADD, MUL, ...) has meanwhile overwritten, so the recorded range of such a tensor includes
-    the next op's output. Measured on the trained V3Small run, 8 of 117 ranges were wrong: the
-    preprocessing's `x / 127.5` recorded [-1, 2] instead of [0, 2] (every input pixel then rounded
-    to 1.5 grey levels), the residual branches' BatchNorm outputs up to 7x too wide, and the
-    soft-attention features 250x too wide (rounded to zero).
-
-    """
-    import numpy as np
-
-    tensors = flat.subgraphs[0].tensors
-    logits = _final_softmax_input(flat.subgraphs[0], flat.operatorCodes)
-    runner = interpreter.get_signature_runner("serve")
-    low, high, lowest_top = {}, {}, np.inf
-    for item in representative():
-        runner(**item)
-        for index in indices:
-            value = interpreter.get_tensor(index)
-            low[index] = min(low.get(index, np.inf), float(np.min(value)))
-            high[index] = max(high.get(index, -np.inf), float(np.max(value)))
-        if logits is not None:
-            lowest_top = min(lowest_top, float(np.min(np.max(interpreter.get_tensor(logits), axis=-1))))
-    for index in indices:
-        if index in low:
-            tensors[index].quantization.min = [low[index]]
-            tensors[index].quantization.max = [high[index]]
-    return logits, lowest_top
-
-
-def _apply_tuned_ranges(interpreter, tensors, indices, graph, ranges: dict, probe: dict) -> None:
-    """Replaces the range of every tensor that a quantization-aware fine-tuning rounded by the
-    range it was tuned with.
-
-    Tensors are matched by value, not by name (the converter's tensor names are fused op paths):
-    for the `probe` input, the calibration model and `graph` are run and each tuned rounding's
-    input is compared with the calibration model's tensors of that shape."""
-    import numpy as np
-
-    from skinkeras.training.quantization_aware import fake_quant_inputs
-
-    wanted = fake_quant_inputs(graph, ranges, {key: np.asarray(value) for key, value in probe.items()})
-    interpreter.get_signature_runner("serve")(**probe)
-    by_shape: dict[tuple, list[str]] = {}
-    for name, value in wanted.items():
-        by_shape.setdefault(tuple(value.shape), []).append(name)
-    matched = set()
-    for index in indices:
-        value = interpreter.get_tensor(index)
-        for name in by_shape.get(tuple(value.shape), ()):
-            reference = wanted[name]
-            if np.max(np.abs(value - reference)) <= 1e-3 * (np.max(np.abs(reference)) + 1e-3):
-                low, high = ranges[name]
-                stats = tensors[index].quantization
-                stats.min, stats.max = [float(min(low, 0.0))], [float(max(high, 0.0))]
-                matched.add(name)
-                break
-    log.info("int8: %d of %d tuned ranges found in the converted model", len(matched), len(wanted))
-    if len(matched) < len(wanted) // 2:
-        raise SkinkerasError(f"found the tensors of only {len(matched)} of {len(wanted)} tuned int8 ranges "
-                             "in the converted model; export without them (another run) or re-run finetune-int8")
 
 
 def _batch(representative, limit: int = 64) -> dict:
