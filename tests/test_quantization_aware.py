@@ -169,10 +169,11 @@ def test_int8_conversion_uses_the_fine_tuned_ranges(tmp_path):
     for given in (None, ranges):
         flatbuffer = convert(model, spec, "int8", representative=representative, fake_quant_ranges=given)
         interpreter = Interpreter(model_content=flatbuffer)
-        scales.append([d["quantization"][0] for d in interpreter.get_tensor_details()])
+        stem = next(op for op in interpreter._get_ops_details() if op["op_name"] == "CONV_2D")  # conv + conv_bn
+        scales.append(interpreter.get_tensor_details()[stem["outputs"][0]]["quantization"][0])
     wanted = 19.2 / 255.0
-    assert not any(abs(s - wanted) < 1e-3 * wanted for s in scales[0])
-    assert any(abs(s - wanted) < 1e-3 * wanted for s in scales[1])
+    assert abs(scales[0] - wanted) > 1e-2 * wanted  # calibrated on random images: another range
+    assert abs(scales[1] - wanted) < 1e-3 * wanted
 
 
 def test_split_hard_swish_tuning_rounds_its_three_parts_and_its_export_splits(tmp_path):
