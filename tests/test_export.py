@@ -465,6 +465,15 @@ def test_representative_sample_is_read_once_and_replayed(tmp_path_factory, monke
         np.testing.assert_array_equal(a["image"], b["image"])
 
 
+def test_wilson_interval_of_the_agreement():
+    from skinkeras.export.verify import wilson_interval
+
+    low, high = wilson_interval(1176, 1200)  # 98 % of 1,200 images
+    assert 0.969 < low < 0.972 and 0.985 < high < 0.988
+    assert wilson_interval(10, 10)[1] == 1.0 and wilson_interval(0, 10)[0] == 0.0
+    assert wilson_interval(10, 10)[0] < 1.0
+
+
 def test_verification_thresholds_fail_loudly():
     from skinkeras.export.verify import compare_predictions
 
@@ -478,6 +487,8 @@ def test_verification_thresholds_fail_loudly():
     flipped[0] = [0.0, 1.0, 0.0]
     int8 = compare_predictions("int8", keras_probs, flipped, labels, ["a", "b", "c"])
     assert int8["top1_agreement"] == 0.75 and not int8["passed"]
+    low, high = int8["top1_agreement_ci95"]
+    assert 0.29 < low < 0.31 and 0.95 < high < 0.96  # Wilson, 3 of 4
     assert int8["balanced_accuracy_change"] < 0
     # float16: a large |dp| passes when top-1 agreement is >= 99 %.
     assert compare_predictions("float16", keras_probs, keras_probs + 0.05, labels, ["a", "b", "c"])["passed"]

@@ -102,7 +102,8 @@ def _model_card(run_dir, out_dir, result: dict):
     verification = result["verification"]
     if verification is not None:  # the card shows plain values: the verdict and the figures
         verification = {key: value for key, value in verification.items()
-                        if key in ("passed", "n", "split", "max_abs_diff", "top1_agreement", "balanced_accuracy_keras",
+                        if key in ("passed", "n", "split", "max_abs_diff", "top1_agreement", "top1_agreement_ci95",
+                                   "balanced_accuracy_keras",
                                    "balanced_accuracy_export", "balanced_accuracy_change", "failures")}
     export_info = {"format": result["format"], "quantization": result["quantize"] or "none (float32)",
                    "files": files, "size_bytes": result["size_bytes"], "verification": verification}
