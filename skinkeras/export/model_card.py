@@ -550,6 +550,8 @@ def _plain(value) -> str:
         return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.6g}"
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, float) for v in value):
+        return "[" + ", ".join(f"{v:.6g}" for v in value) + "]"  # e.g. a confidence interval
     if isinstance(value, (dict, list, tuple)):
         return json.dumps(value, default=str)
     return str(value)
