@@ -182,6 +182,36 @@ def channel_means(interpreter, indices, items) -> dict:
     return {index: total / len(items) for index, total in totals.items()}
 
 
+def _own_buffer(flat, tensor_index: int):
+    """The data buffer of tensor `tensor_index`, first copied if other tensors share it: the
+    converter stores equal constants once (e.g. two all-zero biases), and correcting one layer's
+    bias in place would change the other's."""
+    import copy
+
+    tensors = flat.subgraphs[0].tensors
+    index = tensors[tensor_index].buffer
+    if sum(1 for tensor in tensors if tensor.buffer == index) > 1:
+        flat.buffers.append(copy.deepcopy(flat.buffers[index]))
+        tensors[tensor_index].buffer = len(flat.buffers) - 1
+    return flat.buffers[tensors[tensor_index].buffer]
+
+
+def _int8_channel_statistics(interpreter, index, items):
+    """Per channel (last axis) of int8 tensor `index` over `items`: the mean raw value and the
+    fraction of values strictly inside the int8 range (not clamped)."""
+    import numpy as np
+
+    runner = interpreter.get_signature_runner("serve")
+    total, inside = 0.0, 0.0
+    for item in items:
+        runner(**item)
+        value = interpreter.get_tensor(index)
+        value = value.reshape(-1, value.shape[-1])
+        total = total + value.astype(np.float64).mean(axis=0)
+        inside = inside + ((value > -128) & (value < 127)).mean(axis=0)
+    return total / len(items), inside / len(items)
+
+
 def correct_biases(quantized: bytes, reference: bytes, representative, *,
                    samples: int = BIAS_CORRECTION_SAMPLES) -> bytes:
     """`quantized` with the int32 bias of each `correctable_layers` layer shifted so that its mean
@@ -194,8 +224,8 @@ def correct_biases(quantized: bytes, reference: bytes, representative, *,
     Weight Equalization and Bias Correction"). Layers are corrected one after another in execution
     order, each measured with the layers before it already corrected: correcting all at once from
     one measurement counts the error inherited from earlier layers twice and diverged when tried.
-    Measured on the fine-tuned V3Small run: top-1 agreement on 1,200 test images 97.67 % -> 98.17 %;
-    on its post-training source 96.17 % -> 96.58 %.
+    Measured on the fine-tuned V3Small run, top-1 agreement: 1,200 test images 97.67 % -> 98.42 %,
+    1,198 validation images 97.16 % -> 98.08 %; on its post-training source 96.17 % -> 96.50 % (test).
     """
     import numpy as np
     from tensorflow.lite.tools import flatbuffer_utils
@@ -212,13 +242,17 @@ def correct_biases(quantized: bytes, reference: bytes, representative, *,
     for output, bias in layers:
         target = targets[by_name[tensors[output].name.decode()]]
         current_model = _inspecting_interpreter(bytes(flatbuffer_utils.convert_object_to_bytearray(flat)))
+        mean, inside = _int8_channel_statistics(current_model, output, items)
         quantization = tensors[output].quantization
-        current = (channel_means(current_model, [output], items)[output] - quantization.zeroPoint[0]) \
-            * quantization.scale[0]
-        buffer = flat.buffers[tensors[bias].buffer]
+        current = (mean - quantization.zeroPoint[0]) * quantization.scale[0]
+        # A bias shift moves only the outputs that are not clamped (a fused ReLU's zeros, the int8
+        # range's ends): the mean moves by shift x that fraction, so the shift is divided by it.
+        # (Uncorrected, a conv + ReLU with half its outputs at zero kept half its error.)
+        shift = (current - target) / np.maximum(inside, 0.25)
+        buffer = _own_buffer(flat, bias)
         values = np.frombuffer(bytes(buffer.data), dtype=np.int32).astype(np.int64)
         bias_scales = np.broadcast_to(np.asarray(tensors[bias].quantization.scale, np.float64), values.shape)
-        shifted = values - np.round((current - target) / bias_scales).astype(np.int64)
+        shifted = values - np.round(shift / bias_scales).astype(np.int64)
         info = np.iinfo(np.int32)
         buffer.data = np.frombuffer(np.clip(shifted, info.min, info.max).astype(np.int32).tobytes(), np.uint8)
     return bytes(flatbuffer_utils.convert_object_to_bytearray(flat))
