@@ -64,7 +64,7 @@ def quantize_int8(converter, graph, representative, *, per_channel: bool, tuned_
 
 def _inspecting_interpreter(flatbuffer: bytes):
     """A LiteRT interpreter whose every tensor keeps its own buffer (no in-place reuse), so each is
-    read as its op wrote it; reference kernels, as the converter's calibration uses."""
+    read as its op wrote it; TFLite's builtin kernels, without the XNNPACK delegate."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     return Interpreter(model_content=flatbuffer, experimental_preserve_all_tensors=True,
@@ -96,7 +96,8 @@ def measured_ranges(interpreter, flat, indices, representative) -> tuple[int | N
     the next op's output. Measured on the trained V3Small run, 8 of 117 ranges were wrong: the
     preprocessing's `x / 127.5` recorded [-1, 2] instead of [0, 2] (every input pixel then rounded
     to 1.5 grey levels), the residual branches' BatchNorm outputs up to 7x too wide, and the
-    soft-attention features 250x too wide (rounded to zero).
+    soft-attention features 250x too wide (rounded to zero). Measured ranges alone raised the
+    post-training export's top-1 agreement from 94.17 % to 95.50 % (1,200 test images).
     """
     import numpy as np
 
