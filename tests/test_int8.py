@@ -53,15 +53,16 @@ def mean_errors(quantized: bytes, calibrated: bytes, items) -> list[float]:
     that layer's output scale."""
     from tensorflow.lite.tools import flatbuffer_utils
 
-    from skinkeras.export.int8 import _inspecting_interpreter, channel_means, correctable_layers
+    from skinkeras.export.int8 import _inspecting_interpreter, channel_statistics, correctable_layers
 
     flat = flatbuffer_utils.read_model_from_bytearray(quantized)
     tensors = flat.subgraphs[0].tensors
     reference = _inspecting_interpreter(calibrated)
     by_name = {d["name"]: d["index"] for d in reference.get_tensor_details()}
     outputs = [output for output, _ in correctable_layers(flat)]
-    floats = channel_means(reference, [by_name[tensors[o].name.decode()] for o in outputs], items)
-    ints = channel_means(_inspecting_interpreter(quantized), outputs, items)
+    floats = {i: m for i, (m, _) in channel_statistics(
+        reference, [by_name[tensors[o].name.decode()] for o in outputs], items).items()}
+    ints = {i: m for i, (m, _) in channel_statistics(_inspecting_interpreter(quantized), outputs, items).items()}
     errors = []
     for output in outputs:
         q = tensors[output].quantization

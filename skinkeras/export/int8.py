@@ -168,9 +168,10 @@ def correctable_layers(flat) -> list[tuple[int, int]]:
             and len(op.inputs) > 2 and op.inputs[2] >= 0 and int(op.outputs[0]) != logits]
 
 
-def channel_means(interpreter, indices, items) -> dict:
-    """`{index: per-channel mean}` of the tensors `indices` (raw values, not dequantized) over
-    `items` (input dicts) and all positions; the channel is the last axis."""
+def channel_statistics(interpreter, indices, items) -> dict:
+    """`{index: (mean, inside)}` per channel (last axis) of the tensors `indices` over `items` (input
+    dicts) and all positions: the mean raw value (not dequantized) and, for an int8 tensor, the
+    fraction of values strictly inside the int8 range, i.e. not clamped (1 for a float tensor)."""
     import numpy as np
 
     runner = interpreter.get_signature_runner("serve")
@@ -178,9 +179,12 @@ def channel_means(interpreter, indices, items) -> dict:
     for item in items:
         runner(**item)
         for index in indices:
-            value = interpreter.get_tensor(index).astype(np.float64)
-            totals[index] = totals.get(index, 0.0) + value.reshape(-1, value.shape[-1]).mean(axis=0)
-    return {index: total / len(items) for index, total in totals.items()}
+            value = interpreter.get_tensor(index)
+            value = value.reshape(-1, value.shape[-1])
+            inside = ((value > -128) & (value < 127)).mean(axis=0) if value.dtype == np.int8 else 1.0
+            mean, fraction = totals.get(index, (0.0, 0.0))
+            totals[index] = (mean + value.astype(np.float64).mean(axis=0), fraction + inside)
+    return {index: (mean / len(items), fraction / len(items)) for index, (mean, fraction) in totals.items()}
 
 
 def _own_buffer(flat, tensor_index: int):
@@ -195,22 +199,6 @@ def _own_buffer(flat, tensor_index: int):
         flat.buffers.append(copy.deepcopy(flat.buffers[index]))
         tensors[tensor_index].buffer = len(flat.buffers) - 1
     return flat.buffers[tensors[tensor_index].buffer]
-
-
-def _int8_channel_statistics(interpreter, index, items):
-    """Per channel (last axis) of int8 tensor `index` over `items`: the mean raw value and the
-    fraction of values strictly inside the int8 range (not clamped)."""
-    import numpy as np
-
-    runner = interpreter.get_signature_runner("serve")
-    total, inside = 0.0, 0.0
-    for item in items:
-        runner(**item)
-        value = interpreter.get_tensor(index)
-        value = value.reshape(-1, value.shape[-1])
-        total = total + value.astype(np.float64).mean(axis=0)
-        inside = inside + ((value > -128) & (value < 127)).mean(axis=0)
-    return total / len(items), inside / len(items)
 
 
 def correct_biases(quantized: bytes, reference: bytes, representative, *,
@@ -239,11 +227,12 @@ def correct_biases(quantized: bytes, reference: bytes, representative, *,
     layers = [(output, bias) for output, bias in correctable_layers(flat)
               if tensors[output].name.decode() in by_name]
     log.info("int8: correcting the biases of %d layers on %d calibration images", len(layers), len(items))
-    targets = channel_means(float_interpreter, [by_name[tensors[output].name.decode()] for output, _ in layers], items)
+    targets = channel_statistics(float_interpreter, [by_name[tensors[output].name.decode()] for output, _ in layers],
+                                 items)
     for output, bias in layers:
-        target = targets[by_name[tensors[output].name.decode()]]
+        target, _ = targets[by_name[tensors[output].name.decode()]]
         current_model = _inspecting_interpreter(bytes(flatbuffer_utils.convert_object_to_bytearray(flat)))
-        mean, inside = _int8_channel_statistics(current_model, output, items)
+        mean, inside = channel_statistics(current_model, [output], items)[output]
         quantization = tensors[output].quantization
         current = (mean - quantization.zeroPoint[0]) * quantization.scale[0]
         # A bias shift moves only the outputs that are not clamped (a fused ReLU's zeros, the int8
