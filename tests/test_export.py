@@ -293,11 +293,13 @@ def builtin_only(model_file) -> list[str]:
 
 def test_tflite_float32_matches_keras_with_builtin_ops_only(tmp_path_factory):
     from skinkeras.export.predictor import TFLitePredictor
+    from skinkeras.export.tflite import LiteRTModel
 
     run_dir, result = exported(tmp_path_factory, "tflite", "float32")
     path = Path(result["path"])
     assert result["verification"]["passed"] and result["verification"]["max_abs_diff"] <= 1e-4
     assert builtin_only(path / "model.tflite") == []
+    assert LiteRTModel(path / "model.tflite").delegate_partitions() == 1  # the whole graph in XNNPACK
     assert (path / "labels.txt").exists() and (path / "metadata_encoding.json").exists()
     # The app-side contract (resize to S x S, encode_numpy) on any-size images.
     predictor = TFLitePredictor(path / "model.tflite")

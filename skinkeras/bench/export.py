@@ -6,8 +6,9 @@ the graph) and the TFLite float32 / float16 / dynamic / int8 models run by the L
 with 1 and 2 threads (`num_threads`). Latency is the median (and 90th percentile) of `--runs`
 single-image calls after `--warmup` calls. TensorFlow's intra-op thread pool is fixed when the
 process starts, so the Keras and SavedModel rows use TF's default (every core) and say so.
-Accuracy: top-1 agreement with the Keras model and balanced accuracy on `--limit` images of the
-run's test split. Exports are taken from RUN_DIR/export/ when present, else written to a temporary
+TFLite rows also give the number of XNNPACK (delegate) partitions the graph runs in: 1 means the
+whole graph runs in XNNPACK. Accuracy: top-1 agreement with the Keras model and balanced accuracy
+on `--limit` images of the run's test split. Exports are taken from RUN_DIR/export/ when present, else written to a temporary
 folder (unverified: this command measures, `skinkeras export` verifies).
 
 Example:
@@ -85,14 +86,15 @@ def measure(args) -> list[dict]:
     one = {k: tf.constant(v[:1]) for k, v in inputs.items()}
     rows = []
 
-    def row(variant, threads, size, latency, probs):
+    def row(variant, threads, size, latency, probs, partitions=None):
         figures = compare_predictions("float32" if variant == "keras" else variant, keras_probs, probs, labels,
                                       spec.class_names)
         rows.append({"variant": variant, "threads": threads, "size_mb": round(size / 1e6, 2),
                      "median_ms": round(latency[0], 2), "p90_ms": round(latency[1], 2),
                      "top1_agreement": figures["top1_agreement"],
                      "balanced_accuracy": figures["balanced_accuracy_export"],
-                     "balanced_accuracy_change": figures["balanced_accuracy_change"], "n": len(labels)})
+                     "balanced_accuracy_change": figures["balanced_accuracy_change"], "n": len(labels),
+                     "delegate_partitions": partitions})
 
     with tempfile.TemporaryDirectory(prefix="skinkeras_bench_export_") as tmp:
         for variant in args.variants:
@@ -117,7 +119,7 @@ def measure(args) -> list[dict]:
                 lite = LiteRTModel(path / MODEL_FILE, num_threads=threads)
                 probs = np.stack([lite.predict(s[1], s[2]) for s in samples])
                 latency = _latency(lambda: lite.predict(samples[0][1], samples[0][2]), args.runs, args.warmup)
-                row(variant, threads, (path / MODEL_FILE).stat().st_size, latency, probs)
+                row(variant, threads, (path / MODEL_FILE).stat().st_size, latency, probs, lite.delegate_partitions())
     return rows
 
 
@@ -126,17 +128,23 @@ def _table(rows: list[dict]) -> str:
         return "-" if value is None else format(value, spec)
 
     lines = [f"{'variant':<12} {'threads':>7} {'MB':>7} {'median ms':>10} {'p90 ms':>8} {'top-1 agr':>9} "
-             f"{'bal acc':>8} {'change':>7}"]
+             f"{'bal acc':>8} {'change':>7} {'partitions':>10}"]
     for r in rows:
         lines.append(f"{r['variant']:<12} {str(r['threads']):>7} {r['size_mb']:>7.2f} {r['median_ms']:>10.2f} "
                      f"{r['p90_ms']:>8.2f} {fmt(r['top1_agreement'], '.2%'):>9} "
-                     f"{fmt(r['balanced_accuracy'], '.4f'):>8} {fmt(r['balanced_accuracy_change'], '+.4f'):>7}")
+                     f"{fmt(r['balanced_accuracy'], '.4f'):>8} {fmt(r['balanced_accuracy_change'], '+.4f'):>7} "
+                     f"{fmt(r.get('delegate_partitions'), 'd'):>10}")
     by = {(r["variant"], r["threads"]): r for r in rows}
     for threads in sorted({r["threads"] for r in rows if isinstance(r["threads"], int)}):
         if ("int8", threads) in by and ("float32", threads) in by:
             lines.append(f"int8 / float32 TFLite, {threads} thread(s): latency "
                          f"{by['int8', threads]['median_ms'] / by['float32', threads]['median_ms']:.2f}x, size "
                          f"1/{by['float32', threads]['size_mb'] / max(by['int8', threads]['size_mb'], 1e-9):.2f}")
+    split = {r["variant"]: r["delegate_partitions"] for r in rows if (r.get("delegate_partitions") or 0) > 1}
+    if split:
+        lines.append("more than one XNNPACK partition: " + ", ".join(f"{v} ({n})" for v, n in split.items())
+                     + ". Ops XNNPACK cannot run in that precision (e.g. MobileNetV3's HARD_SWISH in int8) run between "
+                     "partitions as TFLite kernels, and each switch costs time (see --int8-split-hard-swish)")
     return "\n".join(lines)
 
 
