@@ -342,6 +342,53 @@ def test_rescaled_concatenations_compute_the_same_function(head, metadata):
     np.testing.assert_allclose(np.asarray(rescaled.predict_on_batch(inputs)), want, atol=1e-5)
 
 
+def test_logits_reference_class_narrows_the_range_int8_must_cover():
+    """The reference class is the one whose logit, subtracted, leaves the narrowest range from the
+    lowest top logit - ln 512 to the highest logit (heavy tails of confident images shrink)."""
+    from skinkeras.export.tflite import logits_reference_class
+
+    # Class 1 is top on most images; one confident image has all logits large.
+    logits = np.array([[0.0, 3.0, -1.0], [1.0, 4.0, 0.0], [2.0, 1.0, 0.5], [20.0, 30.0, 5.0]])
+    widths = []
+    for k in range(3):
+        top = (logits - logits[:, [k]]).max(axis=1)
+        widths.append(top.max() - top.min() + np.log(512))
+    assert logits_reference_class(logits) == int(np.argmin(widths)) == 1
+    assert widths[1] < 30.0 - logits.max(axis=1).min() + np.log(512)  # narrower than the raw logits'
+
+
+@pytest.mark.parametrize("head, metadata", [("soft_attention", "paper001"), ("gap", None)])
+def test_centered_logits_keep_the_probabilities_and_leave_the_model_alone(head, metadata):
+    import keras
+
+    from skinkeras.export.tflite import center_logits, logits_reference_class
+    from skinkeras.models.classifier import ClassifierConfig, build_classifier
+
+    keras.utils.set_random_seed(1)
+    model = build_classifier(ClassifierConfig("MobileNetV3Small", head, num_classes=4, image_size=IMAGE_SIZE,
+                                              metadata=metadata))
+    kernel, bias = (np.asarray(w) for w in model.get_layer("predictions").get_weights())
+    model.get_layer("predictions").set_weights([kernel * 30.0, bias + np.arange(4.0)])
+    calibrate_batchnorm(model)
+    rng = np.random.default_rng(1)
+    inputs = {"image": rng.uniform(0, 255, (6, IMAGE_SIZE, IMAGE_SIZE, 3)).astype("float32")}
+    if metadata:
+        inputs["metadata"] = rng.normal(size=(6, 20)).astype("float32")
+    before = [np.array(w) for w in model.get_layer("predictions").get_weights()]
+    centered = center_logits(model, inputs)
+    want = np.asarray(model.predict_on_batch(inputs))
+    assert np.ptp(want, axis=0).max() > 1e-3
+    np.testing.assert_allclose(np.asarray(centered.predict_on_batch(inputs)), want, atol=1e-5)
+    for weight, old in zip(model.get_layer("predictions").get_weights(), before):
+        np.testing.assert_array_equal(np.asarray(weight), old)
+    dense = centered.get_layer("predictions")
+    features = np.asarray(keras.Model(model.input, model.get_layer("predictions").input).predict_on_batch(inputs))
+    k = logits_reference_class(features @ before[0] + before[1])
+    new_kernel, new_bias = (np.asarray(w) for w in dense.get_weights())
+    assert not new_kernel[:, k].any() and new_bias[k] == 0.0
+    np.testing.assert_allclose(new_kernel, before[0] - before[0][:, [k]], atol=1e-6)
+
+
 def test_unfused_hard_swish_computes_the_same_function_and_is_undone():
     """The XNNPACK-friendly hard swish `(x / 6) * relu6(x + 3)` equals Keras's, only inside the block."""
     import keras
@@ -407,11 +454,12 @@ def test_int8_ranges_are_measured_and_the_logits_range_serves_the_top_1(tmp_path
     """Each int8 range is the extreme its tensor takes on the representative images: the input's
     `x / 127.5` is quantized on [0, 2], one grey level per step (the converter's own statistics
     recorded [-1, 2] there, overwritten in place by the `- 1` after it). The logits start no lower
-    than the lowest top logit minus ln(512), not at the lowest logit of any class."""
+    than the lowest top logit minus ln(512), not at the lowest logit of any class (logits centered
+    on the reference class, as the export computes them)."""
     import keras
     from ai_edge_litert.interpreter import Interpreter
 
-    from skinkeras.export.tflite import convert
+    from skinkeras.export.tflite import convert, logits_reference_class
 
     spec, model = run_model(fake_run(tmp_path_factory))
     rng = np.random.default_rng(1)
@@ -429,6 +477,7 @@ def test_int8_ranges_are_measured_and_the_logits_range_serves_the_top_1(tmp_path
     features = keras.Model(model.input, predictions.input)
     kernel, bias = (np.asarray(w) for w in predictions.get_weights())
     logits = np.concatenate([np.asarray(features.predict_on_batch(item)) @ kernel + bias for item in items])
+    logits = logits - logits[:, [logits_reference_class(logits)]]  # the export's logits are centered
     softmax = [op for op in ops if op["op_name"] == "SOFTMAX"][-1]
     scale, zero_point = tensors[softmax["inputs"][0]]["quantization"]
     lowest = scale * (-128 - zero_point)

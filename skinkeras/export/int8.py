@@ -4,7 +4,8 @@ MobileNetV3Small run (`runs/accept_mnv3s_128*`, 1,200 HAM10000 test images):
 
 1. Ranges measured again (`measured_ranges`): the converter's statistics of tensors that an
    in-place op overwrote are wrong.
-2. The logits' range serves the top-1 decision (`quantize_int8` docstring).
+2. The logits' range serves the top-1 decision (`quantize_int8` docstring; the logits are
+   centered on a reference class first, `skinkeras.export.tflite.center_logits`).
 3. Biases corrected (`correct_biases`): the mean output of each int8 conv / dense layer is brought
    back to the float model's on the calibration images.
 
@@ -51,7 +52,11 @@ def quantize_int8(converter, graph, representative, *, per_channel: bool, tuned_
                           and len(tensor.quantization.min) == 1]  # weights have no statistics
     logits, lowest_top = measured_ranges(interpreter, flat, calibrated_tensors, representative)
     if tuned_ranges:
+        # Not the logits: `center_logits` shifted them, so their tuned range no longer applies.
+        measured = None if logits is None else (tensors[logits].quantization.min, tensors[logits].quantization.max)
         apply_tuned_ranges(interpreter, tensors, calibrated_tensors, graph, tuned_ranges, next(iter(representative())))
+        if measured is not None:
+            tensors[logits].quantization.min, tensors[logits].quantization.max = measured
     if logits is not None:
         stats = tensors[logits].quantization
         stats.min = [max(stats.min[0], lowest_top - float(np.log(512.0)))]
