@@ -357,36 +357,45 @@ def test_logits_reference_class_narrows_the_range_int8_must_cover():
     assert widths[1] < 30.0 - logits.max(axis=1).min() + np.log(512)  # narrower than the raw logits'
 
 
-@pytest.mark.parametrize("head, metadata", [("soft_attention", "paper001"), ("gap", None)])
-def test_centered_logits_keep_the_probabilities_and_leave_the_model_alone(head, metadata):
+@pytest.mark.parametrize("head, metadata, hidden", [("soft_attention", "paper001", None), ("gap", None, None),
+                                                    ("gap", "gessert", 8)])
+def test_centered_logits_keep_the_probabilities_and_leave_the_model_alone(head, metadata, hidden):
+    """Also on the int8 graph of `rescale_concatenations`, which calls the same output Dense after a
+    hidden Dense: the centered model keeps that graph (its rescaled parts), not the original."""
     import keras
 
-    from skinkeras.export.tflite import center_logits, logits_reference_class
+    from skinkeras.export.tflite import (center_logits, concatenation_scales, logits_reference_class,
+                                         rescale_concatenations)
     from skinkeras.models.classifier import ClassifierConfig, build_classifier
 
     keras.utils.set_random_seed(1)
     model = build_classifier(ClassifierConfig("MobileNetV3Small", head, num_classes=4, image_size=IMAGE_SIZE,
-                                              metadata=metadata))
+                                              metadata=metadata, hidden_units=hidden))
     kernel, bias = (np.asarray(w) for w in model.get_layer("predictions").get_weights())
-    model.get_layer("predictions").set_weights([kernel * 30.0, bias + np.arange(4.0)])
+    model.get_layer("predictions").set_weights([kernel * (3.0 if hidden else 30.0), bias + np.arange(4.0)])
     calibrate_batchnorm(model)
     rng = np.random.default_rng(1)
     inputs = {"image": rng.uniform(0, 255, (6, IMAGE_SIZE, IMAGE_SIZE, 3)).astype("float32")}
     if metadata:
         inputs["metadata"] = rng.normal(size=(6, 20)).astype("float32")
     before = [np.array(w) for w in model.get_layer("predictions").get_weights()]
-    centered = center_logits(model, inputs)
+    graph = rescale_concatenations(model, concatenation_scales(model, inputs))
+    centered = center_logits(graph, inputs)
+    assert {layer.name for layer in graph._operations} <= {layer.name for layer in centered._operations} | {
+        "predictions"}
+    if metadata:
+        assert "fusion" not in {layer.name for layer in centered._operations}
     want = np.asarray(model.predict_on_batch(inputs))
     assert np.ptp(want, axis=0).max() > 1e-3
     np.testing.assert_allclose(np.asarray(centered.predict_on_batch(inputs)), want, atol=1e-5)
     for weight, old in zip(model.get_layer("predictions").get_weights(), before):
         np.testing.assert_array_equal(np.asarray(weight), old)
-    dense = centered.get_layer("predictions")
     features = np.asarray(keras.Model(model.input, model.get_layer("predictions").input).predict_on_batch(inputs))
     k = logits_reference_class(features @ before[0] + before[1])
-    new_kernel, new_bias = (np.asarray(w) for w in dense.get_weights())
+    graph_kernel = np.asarray(graph.outputs[0]._keras_history[0].get_weights()[0])  # rows rescaled
+    new_kernel, new_bias = (np.asarray(w) for w in centered.get_layer("predictions").get_weights())
     assert not new_kernel[:, k].any() and new_bias[k] == 0.0
-    np.testing.assert_allclose(new_kernel, before[0] - before[0][:, [k]], atol=1e-6)
+    np.testing.assert_allclose(new_kernel, graph_kernel - graph_kernel[:, [k]], atol=1e-6)
 
 
 def test_unfused_hard_swish_computes_the_same_function_and_is_undone():
