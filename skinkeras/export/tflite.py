@@ -256,10 +256,10 @@ def convert(model, spec, quantize: str = "float32", *, representative=None,
     Dense(4096) metadata branch, ~280 kB), which kept the file at 1/2.8 of float32. Measured on the
     trained 128 px runs (300 HAM10000 test images): per-tensor gave the same top-1 agreement within
     one image (V3Small 96.0 % vs 96.3 %) at 1/3.54 of float32 instead of 1/2.78.
-    `split_hard_swish`: see `unfused_hard_swish`; the int8 model then runs in one XNNPACK
-    partition (V3Small 0.88x, V3Large 0.58x the float32 latency instead of 3.1x / 1.9x) but each
-    hard swish is rounded three times instead of once (V3Small agreement 91 % instead of 96 %;
-    these figures were measured with the earlier summed-parts head, before `rescale_concatenations`).
+    `split_hard_swish`: see `unfused_hard_swish`; the int8 backbone then runs in one XNNPACK
+    partition (trained 128 px runs, 1 thread: V3Small 0.92x, V3Large 0.68x the float32 latency
+    instead of 3.1x / 2.1x) but each hard swish is rounded more often (fine-tuned V3Small agreement
+    97.1 % instead of 98.4 %).
     `fake_quant_ranges`: the ranges of a quantization-aware fine-tuning
     (`skinkeras.training.quantization_aware`): those outputs are rounded with the ranges the
     weights were tuned for; the other tensors are calibrated as usual (see `skinkeras.export.int8`).
