@@ -219,7 +219,8 @@ def correct_biases(quantized: bytes, reference: bytes, representative, *,
     order, each measured with the layers before it already corrected: correcting all at once from
     one measurement counts the error inherited from earlier layers twice and diverged when tried.
     Measured on the fine-tuned V3Small run, top-1 agreement: 1,200 test images 97.67 % -> 98.42 %,
-    1,198 validation images 97.16 % -> 98.08 %; on its post-training source 96.17 % -> 96.50 % (test); measured before `center_logits`.
+    1,198 validation images 97.16 % -> 98.08 %; on its post-training source 96.17 % -> 96.50 %
+    (test). Measured before `center_logits`.
     """
     import numpy as np
     from tensorflow.lite.tools import flatbuffer_utils
