@@ -8,8 +8,9 @@ single-image calls after `--warmup` calls. TensorFlow's intra-op thread pool is 
 process starts, so the Keras and SavedModel rows use TF's default (every core) and say so.
 TFLite rows also give the number of XNNPACK (delegate) partitions the graph runs in: 1 means the
 whole graph runs in XNNPACK. Accuracy: top-1 agreement with the Keras model and balanced accuracy
-on `--limit` images of the run's test split. Exports are taken from RUN_DIR/export/ when present, else written to a temporary
-folder (unverified: this command measures, `skinkeras export` verifies).
+on `--limit` images of the run's test split. Exports are taken from RUN_DIR/export/ when present,
+else written to a temporary folder (unverified: this command measures, `skinkeras export`
+verifies).
 
 Example:
     skinkeras bench export runs/ham10000 --runs 200 --limit 300 --json
