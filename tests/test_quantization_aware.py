@@ -164,16 +164,21 @@ def test_int8_conversion_uses_the_fine_tuned_ranges(tmp_path):
 
     # A distinctive range on one BatchNormalization output (not followed by a ReLU: hard swish).
     bn = next(layer for layer in model._flatten_layers(recursive=True) if layer.name == "conv_bn")
-    ranges = {f"{bn.name}_fake_quant": [-7.3, 11.9]}
-    scales = []
+    # The logits' tuned range is not used: the export centers the logits (`center_logits`).
+    ranges = {f"{bn.name}_fake_quant": [-7.3, 11.9], "predictions_fake_quant": [-40.0, 55.0]}
+    scales, logits_top = [], []
     for given in (None, ranges):
         flatbuffer = convert(model, spec, "int8", representative=representative, fake_quant_ranges=given)
         interpreter = Interpreter(model_content=flatbuffer)
-        stem = next(op for op in interpreter._get_ops_details() if op["op_name"] == "CONV_2D")  # conv + conv_bn
-        scales.append(interpreter.get_tensor_details()[stem["outputs"][0]]["quantization"][0])
+        ops, tensors = interpreter._get_ops_details(), interpreter.get_tensor_details()
+        stem = next(op for op in ops if op["op_name"] == "CONV_2D")  # conv + conv_bn
+        scales.append(tensors[stem["outputs"][0]]["quantization"][0])
+        scale, zero_point = tensors[[op for op in ops if op["op_name"] == "SOFTMAX"][-1]["inputs"][0]]["quantization"]
+        logits_top.append(scale * (127 - zero_point))
     wanted = 19.2 / 255.0
     assert abs(scales[0] - wanted) > 1e-2 * wanted  # calibrated on random images: another range
     assert abs(scales[1] - wanted) < 1e-3 * wanted
+    assert logits_top[1] < 0.5 * 55.0 and logits_top[0] < 0.5 * 55.0
 
 
 def test_split_hard_swish_tuning_rounds_its_three_parts_and_its_export_splits(tmp_path):
