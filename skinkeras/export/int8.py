@@ -16,6 +16,7 @@ ranges it was tuned with (`apply_tuned_ranges`).
 from __future__ import annotations
 
 import logging
+import math
 
 from skinkeras.errors import SkinkerasError
 
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 
 # Calibration images used for bias correction: each corrected layer re-runs the model on them.
 BIAS_CORRECTION_SAMPLES = 64
+# How far below an image's top logit the int8 logits range reaches (see `quantize_int8`).
+LOGITS_BELOW_TOP = math.log(512.0)
 
 
 def quantize_int8(converter, graph, representative, *, per_channel: bool, tuned_ranges: dict | None = None,
@@ -37,7 +40,6 @@ def quantize_int8(converter, graph, representative, *, per_channel: bool, tuned_
     range starts at the lowest top logit of the calibration images minus ln(512): the far-negative
     logits of unlikely classes no longer coarsen the rounding of the contenders for top-1.
     """
-    import numpy as np
     import tensorflow as tf
     from tensorflow.lite.python.convert import mlir_quantize
     from tensorflow.lite.tools import flatbuffer_utils
@@ -53,13 +55,11 @@ def quantize_int8(converter, graph, representative, *, per_channel: bool, tuned_
     logits, lowest_top = measured_ranges(interpreter, flat, calibrated_tensors, representative)
     if tuned_ranges:
         # Not the logits: `center_logits` shifted them, so their tuned range no longer applies.
-        measured = None if logits is None else (tensors[logits].quantization.min, tensors[logits].quantization.max)
-        apply_tuned_ranges(interpreter, tensors, calibrated_tensors, graph, tuned_ranges, next(iter(representative())))
-        if measured is not None:
-            tensors[logits].quantization.min, tensors[logits].quantization.max = measured
+        apply_tuned_ranges(interpreter, tensors, [index for index in calibrated_tensors if index != logits], graph,
+                           tuned_ranges, next(iter(representative())))
     if logits is not None:
         stats = tensors[logits].quantization
-        stats.min = [max(stats.min[0], lowest_top - float(np.log(512.0)))]
+        stats.min = [max(stats.min[0], lowest_top - LOGITS_BELOW_TOP)]
     quantized = bytes(mlir_quantize(bytes(flatbuffer_utils.convert_object_to_bytearray(flat)), not per_channel,
                                     input_data_type=tf.float32, output_data_type=tf.float32))
     if bias_correction:

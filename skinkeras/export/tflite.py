@@ -133,11 +133,13 @@ def logits_reference_class(logits) -> int:
     `skinkeras.export.int8.quantize_int8`) to the highest logit."""
     import numpy as np
 
+    from skinkeras.export.int8 import LOGITS_BELOW_TOP
+
     logits = np.asarray(logits, np.float64)
     widths = []
     for k in range(logits.shape[1]):
         top = (logits - logits[:, k:k + 1]).max(axis=1)
-        widths.append(top.max() - top.min() + np.log(512.0))
+        widths.append(top.max() - top.min() + LOGITS_BELOW_TOP)
     return int(np.argmin(widths))
 
 
@@ -384,24 +386,22 @@ class LiteRTModel:
             raise SkinkerasError(f"cannot load TFLite model {path}: {error}") from None
         self.runner = self.interpreter.get_signature_runner("serve")
         self.input_names = set(self.runner.get_input_details())
-        self.invoked = False
 
     def delegate_partitions(self) -> int | None:
         """How many delegate (XNNPACK on CPU) partitions the graph runs in; None when this LiteRT
         cannot say. Ops between partitions run as TFLite kernels, and each switch costs time: this
         is why an int8 MobileNetV3 can be slower than float32 (see `unfused_hard_swish`).
-        LiteRT applies XNNPACK at the first invocation, so the model is first run once on zeros if
-        it has not run yet. Reads the execution plan through a private method (no public one).
+        LiteRT applies XNNPACK at the first invocation, so the model is run once on zeros first.
+        Reads the execution plan through a private method (no public one).
         """
         import numpy as np
 
         details = getattr(self.interpreter, "_get_ops_details", None)
         if details is None:
             return None
-        if not self.invoked:
-            shapes = {name: detail["shape"] for name, detail in self.runner.get_input_details().items()}
-            self.predict(np.zeros(shapes["image"][1:], np.float32),
-                         np.zeros(shapes["metadata"][1:], np.float32) if "metadata" in shapes else None)
+        shapes = {name: detail["shape"] for name, detail in self.runner.get_input_details().items()}
+        self.predict(np.zeros(shapes["image"][1:], np.float32),
+                     np.zeros(shapes["metadata"][1:], np.float32) if "metadata" in shapes else None)
         return sum(1 for op in details() if op.get("op_name") == "DELEGATE")
 
     def predict(self, image, metadata=None):
@@ -412,6 +412,4 @@ class LiteRTModel:
             if metadata is None:
                 raise SkinkerasError("this TFLite model needs a metadata vector")
             inputs["metadata"] = np.asarray(metadata, np.float32)[None]
-        probabilities = self.runner(**inputs)["probabilities"][0]
-        self.invoked = True
-        return np.asarray(probabilities, dtype=np.float32)
+        return np.asarray(self.runner(**inputs)["probabilities"][0], dtype=np.float32)
