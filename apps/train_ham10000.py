@@ -37,11 +37,9 @@ def parse_args(argv):
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from skinkeras.evaluation.run_evaluation import evaluate_run
     from skinkeras.experiments import apply_overrides, get_experiment
     from skinkeras.experiments.app_data import real_or_generated_root
-    from skinkeras.export.run_export import export_run
-    from skinkeras.training.trainer import train
+    from skinkeras.runs import evaluate_run, export_run, train_experiment
 
     overrides = list(args.overrides)
     root, generated = real_or_generated_root(
@@ -53,7 +51,7 @@ def main(argv=None) -> int:
     config = apply_overrides(get_experiment(EXPERIMENT).get_config(), overrides + [f"data.root={root}"])
     run_dir = Path(args.out or f"runs/ham10000-{time.strftime('%Y%m%d-%H%M%S')}")
     print(f"Run directory: {run_dir}")
-    train(config, run_dir)
+    train_experiment(config, run_dir)
 
     print("Evaluating the best checkpoint on the lesion-grouped test split ...")
     metrics, files = evaluate_run(run_dir, root, split="test")

@@ -46,8 +46,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from skinkeras.experiments import apply_overrides, get_experiment
     from skinkeras.experiments.app_data import real_or_generated_root
-    from skinkeras.two_stage.evaluation import evaluate_two_stage_run
-    from skinkeras.two_stage.pipeline import train_two_stage
+    from skinkeras.runs import evaluate_run, train_experiment
 
     overrides = list(args.overrides)
     if args.segmenter:
@@ -65,9 +64,9 @@ def main(argv=None) -> int:
     run_dir = Path(args.out or f"runs/isic2017-{time.strftime('%Y%m%d-%H%M%S')}")
     print(f"Run directory: {run_dir}")
     started = time.monotonic()
-    train_two_stage(config, run_dir)
+    train_experiment(config, run_dir)
     print("Evaluating every model and ensemble on the held-out test part ...")
-    metrics, files = evaluate_two_stage_run(run_dir, root, n_resamples=args.resamples)
+    metrics, files = evaluate_run(run_dir, root, n_resamples=args.resamples)
     print()
     print(metrics["summary"] + ("" if args.data else "  [generated data]"))
     print(f"Run:     {run_dir.resolve()}  ({(time.monotonic() - started) / 60:.1f} min)")

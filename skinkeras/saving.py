@@ -1,8 +1,9 @@
 """Loading `.keras` files that contain skinkeras layers and losses, in Keras safe mode.
 
-Keras finds registered classes only once their modules have been imported; `load_model` imports
-every module that registers one, then loads with `safe_mode=True` (no arbitrary code: lambdas in a
-file from elsewhere are refused).
+Keras finds registered classes only once their modules have been imported. Which modules register
+what is said once, by each task (`Task.serializable` in `skinkeras.engine.tasks`): `load_model`
+imports those of every registered task (packages with all their submodules), then loads with
+`safe_mode=True` (no arbitrary code: lambdas in a file from elsewhere are refused).
 """
 
 from __future__ import annotations
@@ -13,18 +14,28 @@ from pathlib import Path
 
 from skinkeras.errors import SkinkerasError
 
-_REGISTERING_PACKAGES = ("skinkeras.models",)
-_REGISTERING_MODULES = ("skinkeras.preprocessing.scaling", "skinkeras.training.losses", "skinkeras.segmentation.losses")
+_imported: set[str] = set()
 
 
 def import_registered_objects() -> None:
-    """Imports every skinkeras module that registers serializable Keras objects."""
-    for name in _REGISTERING_MODULES:
-        importlib.import_module(name)
-    for package_name in _REGISTERING_PACKAGES:
-        package = importlib.import_module(package_name)
-        for info in pkgutil.walk_packages(package.__path__, prefix=f"{package_name}."):
-            importlib.import_module(info.name)
+    """Imports every module that a registered task names as registering serializable Keras objects."""
+    from skinkeras.engine.tasks import all_tasks
+
+    for task in all_tasks():
+        for name in task.serializable:
+            _import_with_submodules(name)
+
+
+def _import_with_submodules(name: str) -> None:
+    if name in _imported:
+        return
+    module = importlib.import_module(name)
+    _imported.add(name)
+    if hasattr(module, "__path__"):
+        for info in pkgutil.walk_packages(module.__path__, prefix=f"{name}."):
+            if info.name not in _imported:
+                importlib.import_module(info.name)
+                _imported.add(info.name)
 
 
 def load_model(path, *, compile: bool = True):
@@ -36,3 +47,14 @@ def load_model(path, *, compile: bool = True):
         raise SkinkerasError(f"no model file at {path}")
     import_registered_objects()
     return keras.models.load_model(path, safe_mode=True, compile=compile)
+
+
+def load_run_model(run_dir, which: str = "best"):
+    """The run's best (or last) model, loaded in Keras safe mode."""
+    from skinkeras.engine.run_directory import as_run
+
+    run = as_run(run_dir)
+    path = run.model_file(which)
+    if not path.exists():
+        raise SkinkerasError(f"no {which} model in {run.path} (expected {path})")
+    return load_model(path)

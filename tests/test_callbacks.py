@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from skinkeras.training.callbacks import EarlyStop, PlateauSchedule, StepSchedule
+from skinkeras.engine.callbacks import EarlyStop, PlateauSchedule, StepSchedule
 
 
 class _Model:

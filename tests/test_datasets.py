@@ -97,10 +97,26 @@ def test_isic2017_split_selection(generated):
 def test_isic2017_missing_split_names_the_expected_csv(generated, tmp_path):
     copy = tmp_path / "isic"
     shutil.copytree(generated["isic2017"], copy)
-    (copy / "ISIC-2017_Test_Part3_GroundTruth.csv").unlink()
+    (copy / "ISIC-2017_Test_v2_Part3_GroundTruth.csv").unlink()
     assert set(load_dataset("isic2017", copy).samples["split"]) == {"train", "val"}
-    with pytest.raises(DataError, match="ISIC-2017_Test_Part3_GroundTruth.csv"):
+    with pytest.raises(DataError, match="ISIC-2017_Test_v2_Part3_GroundTruth.csv"):
         load_dataset("isic2017", copy, splits="test")
+
+
+@pytest.mark.parametrize("word", ["Test_v2", "Test"])
+def test_isic2017_test_set_as_released_without_metadata(generated, tmp_path, word):
+    """The official test set is ISIC-2017_Test_v2_* with no metadata file; the un-suffixed names
+    (older copies) are read too."""
+    copy = tmp_path / "isic"
+    shutil.copytree(generated["isic2017"], copy)
+    for path in sorted(copy.glob("ISIC-2017_Test_v2*")):
+        path.rename(path.with_name(path.name.replace("Test_v2", word)))
+    (copy / f"ISIC-2017_{word}_Data_metadata.csv").unlink()
+    table = load_dataset("isic2017", copy)
+    test = table.samples[table.samples["split"] == "test"]
+    assert len(test) > 0 and all(f"ISIC-2017_{word}_Data" in p for p in test["image_path"])
+    assert test["age"].isna().all() and (test["sex"] == "unknown").all()
+    assert not [p for p in table.problems if p.excludes]
 
 
 def test_derm7pt_pairs_groups_and_official_split(generated):

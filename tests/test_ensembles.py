@@ -1,4 +1,4 @@
-"""Ensembles over several models' probabilities (skinkeras.two_stage.ensembles)."""
+"""Ensembles over several models' probabilities (skinkeras.evaluation.ensembles)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from skinkeras.errors import SkinkerasError
-from skinkeras.two_stage.ensembles import ENSEMBLES, STACKERS, make_ensemble
+from skinkeras.evaluation.ensembles import ENSEMBLES, STACKERS, make_ensemble
 
 
 def _one_right_four_noise(n: int, seed: int, noisy: int = 4):

@@ -131,7 +131,7 @@ def exported(tmp_path_factory, fmt="saved_model", quantize="float32", **options)
 def run_model(run_dir):
     """(spec, Keras model) of a run, loaded once."""
     from skinkeras.export.serving import load_run_spec
-    from skinkeras.training.trainer import load_run_model
+    from skinkeras.saving import load_run_model
 
     key = ("model", str(run_dir))
     if key not in _RUNS:
@@ -293,7 +293,7 @@ def builtin_only(model_file) -> list[str]:
 
 def test_tflite_float32_matches_keras_with_builtin_ops_only(tmp_path_factory):
     from skinkeras.export.predictor import TFLitePredictor
-    from skinkeras.export.tflite import LiteRTModel
+    from skinkeras.export.litert import LiteRTModel
 
     run_dir, result = exported(tmp_path_factory, "tflite", "float32")
     path = Path(result["path"])
@@ -588,8 +588,9 @@ def test_every_head_exports_with_parity(tmp_path_factory, head, metadata):
 @pytest.mark.parametrize("backbone", ["MobileNetV2", "MobileNetV3Small", "MobileNetV3Large", "NASNetMobile"])
 def test_every_mobile_backbone_converts_with_builtin_ops(tmp_path_factory, backbone, head):
     from skinkeras.export.serving import load_run_spec
-    from skinkeras.export.tflite import LiteRTModel, convert
-    from skinkeras.training.trainer import load_run_model
+    from skinkeras.export.litert import LiteRTModel
+    from skinkeras.export.tflite import convert
+    from skinkeras.saving import load_run_model
 
     run_dir = fake_run(tmp_path_factory, backbone=backbone, head=head, metadata="gessert")
     spec = load_run_spec(run_dir)
@@ -621,7 +622,7 @@ def test_every_mobile_backbone_converts_with_builtin_ops(tmp_path_factory, backb
 @pytest.mark.slow
 @pytest.mark.parametrize("quantize", ["float16", "dynamic", "int8"])
 def test_quantized_variants_run_and_are_smaller(tmp_path_factory, quantize):
-    from skinkeras.export.tflite import LiteRTModel
+    from skinkeras.export.litert import LiteRTModel
 
     _, float32 = exported(tmp_path_factory, "tflite", "float32")
     run_dir, result = exported(tmp_path_factory, "tflite", quantize)

@@ -14,7 +14,7 @@ from skinkeras.errors import SkinkerasError
 def test_fake_quant_rounds_to_the_int8_grid_of_its_range_with_a_straight_through_gradient():
     import tensorflow as tf
 
-    from skinkeras.training.quantization_aware import FakeQuant
+    from skinkeras.quantization.fake_quant import FakeQuant
 
     layer = FakeQuant(momentum=0.0)
     x = tf.constant(np.linspace(-1.3, 3.7, 1001, dtype="float32"))
@@ -52,7 +52,8 @@ def _tiny_classifier():
 def test_fake_quant_clone_shares_weights_and_rounds_where_tflite_rounds():
     import keras
 
-    from skinkeras.training.quantization_aware import FakeQuant, freeze_batchnorm, with_fake_quant
+    from skinkeras.quantization.fake_quant import FakeQuant
+    from skinkeras.quantization.simulate import freeze_batchnorm, with_fake_quant
 
     from tests.test_export import calibrate_batchnorm
 
@@ -107,7 +108,7 @@ def test_finetune_int8_writes_a_new_run_that_evaluates_and_exports(source_run, t
     from skinkeras.cli import main
     from skinkeras.export.run_export import export_run
     from skinkeras.saving import load_model
-    from skinkeras.training.quantization_aware import FakeQuant
+    from skinkeras.quantization.fake_quant import FakeQuant
 
     out = tmp_path / "qat"
     assert main(["finetune-int8", str(source_run), "--out", str(out), "--epochs", "2",
@@ -130,7 +131,7 @@ def test_finetune_int8_writes_a_new_run_that_evaluates_and_exports(source_run, t
 
 
 def test_finetune_int8_refuses_bad_requests(source_run, tmp_path):
-    from skinkeras.training.quantization_aware import finetune_quantization_aware
+    from skinkeras.quantization.finetune import finetune_quantization_aware
 
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "file").write_text("x")
@@ -153,7 +154,7 @@ def test_int8_conversion_uses_the_fine_tuned_ranges(tmp_path):
 
     run_dir = make_fake_run(tmp_path / "run", metadata=None)
     spec = load_run_spec(run_dir)
-    from skinkeras.training.trainer import load_run_model
+    from skinkeras.saving import load_run_model
 
     model = calibrate_batchnorm(load_run_model(run_dir))
     rng = np.random.default_rng(0)
@@ -186,9 +187,9 @@ def test_split_hard_swish_tuning_rounds_its_three_parts_and_its_export_splits(tm
 
     from skinkeras.export.serving import load_run_spec
     from skinkeras.export.tflite import convert
-    from skinkeras.training.quantization_aware import (
-        fake_quant_ranges, freeze_batchnorm, uses_split_hard_swish, with_fake_quant)
-    from skinkeras.training.trainer import load_run_model
+    from skinkeras.quantization.fake_quant import fake_quant_ranges, uses_split_hard_swish
+    from skinkeras.quantization.simulate import freeze_batchnorm, with_fake_quant
+    from skinkeras.saving import load_run_model
     from tests.test_export import calibrate_batchnorm, make_fake_run
 
     run_dir = make_fake_run(tmp_path / "run", metadata=None)
@@ -221,7 +222,7 @@ def test_split_hard_swish_tuning_rounds_its_three_parts_and_its_export_splits(tm
 def test_weights_are_rounded_as_the_int8_export_stores_them():
     import keras
 
-    from skinkeras.training.quantization_aware import _rounded_kernel, with_fake_quant
+    from skinkeras.quantization.simulate import _rounded_kernel, with_fake_quant
     from tests.test_export import calibrate_batchnorm
 
     model = calibrate_batchnorm(_tiny_classifier())

@@ -1,5 +1,5 @@
 """Segmentation losses / metrics against hand-computed values, and a tiny end-to-end run:
-train_segmentation -> run directory -> load_segmenter -> evaluate_segmentation_run -> resume."""
+train_segmentation -> run directory -> load_segmenter -> evaluate (predictions, scores) -> resume."""
 
 import json
 from pathlib import Path
@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 
 from skinkeras.errors import SkinkerasError
-from skinkeras.experiments.config import DataConfig, ExperimentConfig, SegmentationConfig, TrainConfig
+from skinkeras.experiments.config import ExperimentConfig
+from skinkeras.experiments.sections import DataConfig, TrainConfig
+from skinkeras.systems.segmentation.config import SegmentationConfig
 from skinkeras.segmentation.losses import (
     DiceBCELoss,
     MeanDice,
@@ -95,7 +97,7 @@ def _config(root, epochs=2):
         name="tiny_unet",
         task="segmentation",
         data=DataConfig(dataset="ham10000", root=str(root), image_size=32, batch_size=8, use_metadata=False),
-        segmentation=SegmentationConfig(base_filters=4),
+        task_config=SegmentationConfig(base_filters=4),
         train=TrainConfig(epochs=epochs, learning_rate=1e-3, adam_epsilon=1e-7, precision="float32",
                           early_stopping_patience=0),
     )
@@ -103,7 +105,7 @@ def _config(root, epochs=2):
 
 @pytest.fixture(scope="module")
 def trained_run(synthetic_ham, tmp_path_factory):
-    from skinkeras.segmentation.training import train_segmentation
+    from skinkeras.systems.segmentation.train import train_segmentation
 
     run = tmp_path_factory.mktemp("seg") / "run"
     summary = train_segmentation(_config(synthetic_ham, epochs=1), run, verbose=0)
@@ -111,7 +113,8 @@ def trained_run(synthetic_ham, tmp_path_factory):
 
 
 def test_train_writes_the_run_directory(trained_run, synthetic_ham):
-    from skinkeras.segmentation.training import load_segmenter, train_segmentation
+    from skinkeras.systems.segmentation.model import load_segmenter
+    from skinkeras.systems.segmentation.train import train_segmentation
 
     run, summary = trained_run
     for name in ("config.json", "split.csv", "preprocessing.json", "best.keras", "history.csv", "run.json",
@@ -131,11 +134,16 @@ def test_train_writes_the_run_directory(trained_run, synthetic_ham):
 
 
 def test_evaluate(trained_run, synthetic_ham, tmp_path):
-    from skinkeras.segmentation.evaluation import evaluate_segmentation_run
+    from skinkeras.evaluation.predictions import Predictions
+    from skinkeras.runs import evaluate_run
 
     run, _ = trained_run
     split = pd.read_csv(run / "split.csv", dtype=str)
-    metrics, files = evaluate_segmentation_run(run, synthetic_ham, n_resamples=200, out_dir=tmp_path / "ev")
+    metrics, files = evaluate_run(run, synthetic_ham, n_resamples=200, out_dir=tmp_path / "ev")
+    # The predictions file is the contract: per-image scores, from which the means are computed.
+    predictions = Predictions.read(files["predictions"])
+    assert set(predictions.score_names) >= {"jaccard", "dice", "thresholded_jaccard"}
+    assert metrics["dice"]["mean"] == pytest.approx(predictions.scores("dice").mean())
     per_image = pd.read_csv(files["per_image"])
     test_ids = set(split.loc[split["split"] == "test", "image_id"])
     assert set(per_image["image_id"]) == test_ids
@@ -151,7 +159,7 @@ def test_evaluate(trained_run, synthetic_ham, tmp_path):
 
 @pytest.mark.slow
 def test_resume_continues_the_run(synthetic_ham, tmp_path):
-    from skinkeras.segmentation.training import train_segmentation
+    from skinkeras.systems.segmentation.train import train_segmentation
 
     run = tmp_path / "run"
     train_segmentation(_config(synthetic_ham, epochs=1), run, verbose=0)
@@ -165,7 +173,8 @@ def test_resume_continues_the_run(synthetic_ham, tmp_path):
 
 
 def test_errors(synthetic_ham, tmp_path):
-    from skinkeras.segmentation.training import load_segmenter, train_segmentation
+    from skinkeras.systems.segmentation.model import load_segmenter
+    from skinkeras.systems.segmentation.train import train_segmentation
 
     with pytest.raises(SkinkerasError, match="resume"):
         train_segmentation(_config(synthetic_ham), tmp_path / "none", resume=True)
@@ -182,7 +191,7 @@ def test_real_ham10000_masks_resize_with_their_images(ham10000_root):
     model size, the mask binary and covering about as much as the original."""
     from skinkeras.data.pipeline import make_segmentation_dataset
     from skinkeras.data.registry import load_dataset
-    from skinkeras.segmentation.crop import _read_mask
+    from skinkeras.segmentation.crop import read_mask
 
     table = load_dataset("ham10000", ham10000_root)
     table = table.subset(table.samples.index[:8])
@@ -190,5 +199,5 @@ def test_real_ham10000_masks_resize_with_their_images(ham10000_root):
     assert tuple(batch["image"].shape) == (8, 96, 96, 3) and tuple(batch["mask"].shape) == (8, 96, 96, 1)
     masks = batch["mask"].numpy()
     assert set(np.unique(masks)) <= {0.0, 1.0}
-    original = np.array([_read_mask(p).mean() for p in table.samples["mask_path"]])
+    original = np.array([read_mask(p).mean() for p in table.samples["mask_path"]])
     np.testing.assert_allclose(masks.mean(axis=(1, 2, 3)), original, atol=0.02)

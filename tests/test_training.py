@@ -52,8 +52,9 @@ def run_cli(args, env_extra=None, **kwargs):
 
 
 def test_train_writes_a_complete_run_directory(tiny_ham, tmp_path):
-    from skinkeras.evaluation.run_evaluation import evaluate_run
-    from skinkeras.training.trainer import load_run_model, train
+    from skinkeras.runs import evaluate_run
+    from skinkeras.saving import load_run_model
+    from skinkeras.systems.classification.train import train
 
     run = tmp_path / "run"
     summary = train(tiny_config(tiny_ham), run, verbose=0)
@@ -76,9 +77,10 @@ def test_train_writes_a_complete_run_directory(tiny_ham, tmp_path):
     assert set(model.input) == {"image", "metadata"} if isinstance(model.input, dict) else True
     # BatchNorm statistics must follow the weights when training from scratch (momentum 0.9, not
     # MobileNetV3's 0.999): otherwise inference outputs are the same for every image.
-    from skinkeras.evaluation.run_evaluation import evaluation_table, predict_table
+    from skinkeras.engine.run_data import evaluation_table
+    from skinkeras.systems.classification.evaluate import predict_table
 
-    _, probs = predict_table(model, evaluation_table(run, tiny_ham, None, "val"), preprocessing)
+    _, probs, _ = predict_table(model, evaluation_table(run, tiny_ham, None, "val"), preprocessing)
     assert probs.std(axis=0).max() > 1e-3, "the model predicts the same probabilities for every image"
     bn_momenta = {layer.momentum for layer in model._flatten_layers() if "BatchNormalization" in type(layer).__name__}
     assert bn_momenta == {0.9}
@@ -96,7 +98,7 @@ def test_train_writes_a_complete_run_directory(tiny_ham, tmp_path):
 def test_nan_loss_stops_with_a_clear_message():
     import keras
 
-    from skinkeras.training.callbacks import NonFiniteLossError, StopOnNonFiniteLoss
+    from skinkeras.engine.callbacks import NonFiniteLossError, StopOnNonFiniteLoss
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
     model.compile("sgd", "categorical_crossentropy")
@@ -159,7 +161,7 @@ def test_mirrored_strategy_over_two_logical_cpus(tiny_ham, tmp_path):
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         from skinkeras.experiments import ExperimentConfig, apply_overrides
-        from skinkeras.training.trainer import train
+        from skinkeras.systems.classification.train import train
         overrides = {TINY!r} + ["data.root={tiny_ham}", "train.strategy=mirrored", "train.epochs=1"]
         summary = train(apply_overrides(ExperimentConfig(name="tiny"), overrides), "{tmp_path / 'run'}", verbose=0)
         print("SUMMARY", json.dumps(summary))

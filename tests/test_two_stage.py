@@ -1,4 +1,4 @@
-"""The two-stage ISIC 2017 pipeline (skinkeras.two_stage) on generated data.
+"""The two-stage ISIC 2017 pipeline (skinkeras.systems.two_stage) on generated data.
 
 Stage 1 (the U-Net crop) is replaced by a stand-in crop function here, so these tests exercise the
 split, the per-model classification runs, resume, the predictions, the ensembles and the report.
@@ -65,7 +65,7 @@ def centre_crop(table, out_dir, *, image_size, margin):
 
 def test_hold_out_test_is_stratified_seeded_and_leaves_validation_alone(isic_no_test):
     from skinkeras.data.registry import load_dataset
-    from skinkeras.two_stage.pipeline import hold_out_test
+    from skinkeras.systems.two_stage.data import hold_out_test
 
     table = load_dataset("isic2017", isic_no_test)
     split, source = hold_out_test(table, 0.25, seed=1)
@@ -86,7 +86,7 @@ def test_hold_out_test_is_stratified_seeded_and_leaves_validation_alone(isic_no_
 def test_a_release_test_folder_is_the_test_set(tmp_path):
     from skinkeras.data.registry import load_dataset
     from skinkeras.data.synth import synthesize
-    from skinkeras.two_stage.pipeline import hold_out_test
+    from skinkeras.systems.two_stage.data import hold_out_test
 
     synthesize("isic2017", tmp_path, n=30, seed=0, image_size=(32, 32), force=True)
     table = load_dataset("isic2017", tmp_path)
@@ -96,7 +96,8 @@ def test_a_release_test_folder_is_the_test_set(tmp_path):
 
 
 def test_variants_and_the_missing_segmenter_error(isic_no_test, tmp_path):
-    from skinkeras.two_stage.pipeline import active_variants, train_two_stage
+    from skinkeras.systems.two_stage.data import active_variants
+    from skinkeras.systems.two_stage.train import train_two_stage
 
     assert active_variants(tiny_config(isic_no_test)) == ["segmented", "whole"]
     assert active_variants(tiny_config(isic_no_test, "two_stage.use_segmentation=false")) == ["whole"]
@@ -117,10 +118,11 @@ def test_variants_and_the_missing_segmenter_error(isic_no_test, tmp_path):
 # the evaluation on stored predictions below is the default-run test of the report.
 @pytest.mark.slow
 def test_two_stage_end_to_end_with_resume_and_report(isic_no_test, tmp_path):
-    from skinkeras.training.tasks import evaluate_experiment_run
-    from skinkeras.two_stage.ensembles import ENSEMBLES
-    from skinkeras.two_stage.evaluation import COLUMNS
-    from skinkeras.two_stage.pipeline import model_dir, prediction_path, train_two_stage
+    from skinkeras.evaluation.ensembles import ENSEMBLES
+    from skinkeras.runs import evaluate_run
+    from skinkeras.systems.two_stage.report import COLUMNS
+    from skinkeras.systems.two_stage.run_files import TwoStageRun
+    from skinkeras.systems.two_stage.train import train_two_stage
 
     run = tmp_path / "run"
     summary = train_two_stage(tiny_config(isic_no_test), run, verbose=0, crop_function=centre_crop)
@@ -132,16 +134,17 @@ def test_two_stage_end_to_end_with_resume_and_report(isic_no_test, tmp_path):
     split = (run / "split.csv").read_text()
     assert split.count(",test") == summary["split_sizes"]["test"] > 0
     # Each model is a complete classification run with the paper's head: SE -> GAP -> Dense -> Dense(3).
-    one = model_dir(run, "segmented", "MobileNetV2")
+    one = TwoStageRun(run).member("segmented", "MobileNetV2").path
     assert (one / "best.keras").exists() and (one / "run.json").exists()
-    from skinkeras.training.trainer import load_run_model
+    from skinkeras.saving import load_run_model
 
     model = load_run_model(one)
     assert model.get_layer("hidden").units == 16 and model.output.shape[-1] == 3
     crops = json.loads((run / "crops" / "crops.json").read_text())["image_paths"]
-    labels = (run / "data" / "segmented" / "labels.csv").read_text()
-    assert all(path in labels for path in crops.values())
-    ids, probs = (np.load(prediction_path(run, "whole", "MobileNetV3Small", "test"))[k]
+    # The member trains on the crops, handed over as a table (image ids: the crops' file stems).
+    member_split = (one / "split.csv").read_text()
+    assert all(Path(path).stem in member_split for path in crops.values())
+    ids, probs = (np.load(TwoStageRun(run).stored_predictions("whole", "MobileNetV3Small", "test"))[k]
                   for k in ("image_ids", "probs"))
     assert len(ids) == summary["split_sizes"]["test"] and probs.shape == (len(ids), 3)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
@@ -152,7 +155,7 @@ def test_two_stage_end_to_end_with_resume_and_report(isic_no_test, tmp_path):
     assert again["models"] == summary["models"]
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
-    metrics, files = evaluate_experiment_run(run, isic_no_test, split="test", n_resamples=20)
+    metrics, files = evaluate_run(run, isic_no_test, split="test", n_resamples=20)
     rows = metrics["table"]
     assert len(rows) == 2 * (2 + len(ENSEMBLES))
     assert {(r["variant"], r["model"]) for r in rows} >= {("segmented", "lc_head"), ("whole", "MobileNetV2")}
@@ -167,7 +170,7 @@ def test_two_stage_end_to_end_with_resume_and_report(isic_no_test, tmp_path):
     assert "| whole | *lc_head* |" in report and "threshold 0.5" in report
     assert (files["table"].read_text().count("\n")) == len(rows) + 1
     assert Image.open(files["radar"]).size[0] > 400
-    assert (files["metrics"].parent / "lc_head_segmented.keras").exists()
+    assert TwoStageRun(run).ensemble_model("segmented").exists()
 
 
 def fake_run(run: Path, *, n_val: int = 60, n_test: int = 45, seed: int = 0) -> Path:
@@ -176,7 +179,7 @@ def fake_run(run: Path, *, n_val: int = 60, n_test: int = 45, seed: int = 0) -> 
     import pandas as pd
 
     from skinkeras.experiments.config import save_config
-    from skinkeras.two_stage.pipeline import model_dir, prediction_path
+    from skinkeras.systems.two_stage.run_files import TwoStageRun
 
     rng = np.random.default_rng(seed)
     classes = ["melanoma", "seborrheic_keratosis", "nevus"]
@@ -194,15 +197,16 @@ def fake_run(run: Path, *, n_val: int = 60, n_test: int = 45, seed: int = 0) -> 
         "variants": ["segmented", "whole"], "backbones": backbones}))
     for variant in ("segmented", "whole"):
         for backbone in backbones:
-            model_dir(run, variant, backbone).mkdir(parents=True)
-            (model_dir(run, variant, backbone) / "best.keras").touch()
+            member = TwoStageRun(run).member(variant, backbone).path
+            member.mkdir(parents=True)
+            (member / "best.keras").touch()
             for part in ids:
                 if backbone == "A":
                     probs = np.full((len(ids[part]), 3), 0.15)
                     probs[np.arange(len(ids[part])), y[part]] = 0.7
                 else:
                     probs = rng.dirichlet([1, 1, 1], size=len(ids[part]))
-                path = prediction_path(run, variant, backbone, part)
+                path = TwoStageRun(run).stored_predictions(variant, backbone, part)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 np.savez(path, image_ids=np.array(ids[part]), probs=probs)
     return run
@@ -211,11 +215,13 @@ def fake_run(run: Path, *, n_val: int = 60, n_test: int = 45, seed: int = 0) -> 
 def test_evaluation_table_report_and_radar_from_stored_predictions(tmp_path):
     import pandas as pd
 
-    from skinkeras.two_stage.ensembles import ENSEMBLES
-    from skinkeras.two_stage.evaluation import COLUMNS, evaluate_two_stage_run
+    from skinkeras.evaluation.ensembles import ENSEMBLES
+    from skinkeras.evaluation.predictions import Predictions
+    from skinkeras.runs import evaluate_run
+    from skinkeras.systems.two_stage.report import COLUMNS
 
     run = fake_run(tmp_path / "run")
-    metrics, files = evaluate_two_stage_run(run, None, n_resamples=0)
+    metrics, files = evaluate_run(run, None, n_resamples=0)
     rows = {(r["variant"], r["model"]): r for r in metrics["table"]}
     assert len(rows) == 2 * (2 + len(ENSEMBLES))
     # Model A is right on every image with probability 0.7 on the true class.
@@ -234,9 +240,13 @@ def test_evaluation_table_report_and_radar_from_stored_predictions(tmp_path):
     stored = json.loads(files["metrics"].read_text())
     assert stored["summary"] == metrics["summary"] and len(stored["table"]) == len(rows)
     assert files["radar"].stat().st_size > 10_000
-    with pytest.raises(SkinkerasError, match="its own split"):
-        evaluate_two_stage_run(run, None, split="all")
+    # The predictions file holds every model's rows; the table is computed from it.
+    predictions = Predictions.read(files["predictions"])
+    assert predictions.models == [f"{r['variant']}/{r['model']}" for r in metrics["table"]]
+    assert len(predictions) == len(rows) * 45
+    with pytest.raises(SkinkerasError, match="--data-root"):
+        evaluate_run(run, None, split="all")
     (run / "models" / "whole" / "B" / "best.keras").unlink()
     (run / "predictions" / "whole" / "B_test.npz").unlink()
     with pytest.raises(SkinkerasError, match="--resume"):
-        evaluate_two_stage_run(run, None, n_resamples=0)
+        evaluate_run(run, None, n_resamples=0)

@@ -53,11 +53,12 @@ def _latency(call, runs: int, warmup: int) -> tuple[float, float]:
 
 def _export(run_dir, variant: str, tmp: Path, data_root, model) -> Path:
     """The variant's export path: RUN_DIR/export/... when present, else a fresh one in `tmp`."""
+    from skinkeras.export.litert import MODEL_FILE
     from skinkeras.export.run_export import default_out_dir, export_run
 
     fmt = "saved_model" if variant == "saved_model" else "tflite"
     existing = default_out_dir(run_dir, fmt, variant)
-    if (existing / ("saved_model.pb" if fmt == "saved_model" else "model.tflite")).exists():
+    if (existing / ("saved_model.pb" if fmt == "saved_model" else MODEL_FILE)).exists():
         return existing
     result = export_run(run_dir, fmt, quantize=variant if fmt == "tflite" else "float32",
                         out_dir=tmp / variant, verify=False, data_root=data_root, model=model)
@@ -68,10 +69,12 @@ def measure(args) -> list[dict]:
     import numpy as np
     import tensorflow as tf
 
+    from skinkeras.engine.run_directory import RunDirectory
     from skinkeras.export.serving import directory_size, load_run_spec
-    from skinkeras.export.tflite import MODEL_FILE, LiteRTModel
-    from skinkeras.export.verify import SavedModelRunner, compare_predictions, held_out_table, iterate_samples
-    from skinkeras.training.trainer import load_run_model
+    from skinkeras.export.litert import MODEL_FILE, LiteRTModel
+    from skinkeras.export.samples import held_out_table, iterate_samples
+    from skinkeras.export.verify import SavedModelRunner, compare_predictions
+    from skinkeras.saving import load_run_model
 
     run_dir = Path(args.run_dir)
     spec = load_run_spec(run_dir)
@@ -100,7 +103,7 @@ def measure(args) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="skinkeras_bench_export_") as tmp:
         for variant in args.variants:
             if variant == "keras":
-                size = (run_dir / "best.keras").stat().st_size
+                size = RunDirectory(run_dir).best_model.stat().st_size
                 latency = _latency(lambda: model(one, training=False), args.runs, args.warmup)
                 row("keras", "tf", size, latency, keras_probs)
                 continue

@@ -31,23 +31,25 @@ def add_arguments(parser) -> None:
 def measure(root: str, experiment: str, image_size: int, batch_size: int, steps: int, warmup: int,
             precision: str, overrides=()) -> dict:
     import tempfile
-    from pathlib import Path
 
     import keras
 
+    from skinkeras.engine.run_directory import RunDirectory
     from skinkeras.experiments import apply_overrides, get_experiment
-    from skinkeras.models.classifier import build_classifier
-    from skinkeras.training import trainer
+    from skinkeras.systems.classification.data import make_dataset, prepare_data
+    from skinkeras.systems.classification.model import build_model
+    from skinkeras.training.objectives import class_counts, classification_loss, optimizer
 
     tmp = tempfile.TemporaryDirectory()
-    run_dir = Path(tmp.name)
+    run = RunDirectory(tmp.name)
     config = apply_overrides(get_experiment(experiment).get_config(), [
         f"data.root={root}", f"data.image_size={image_size}", f"data.batch_size={batch_size}",
         f"train.precision={precision}", *overrides])
-    data = trainer.prepare_data(config, run_dir)
-    model = build_classifier(trainer.classifier_config(config, data, precision))
-    model.compile(optimizer=trainer._optimizer(config), loss=trainer._loss(config, data))
-    dataset = trainer.make_dataset(config, data, "train", training=True).repeat()
+    data = prepare_data(config, run)
+    model = build_model(config, data, precision)
+    counts = class_counts(data.part("train"), len(data.class_names))
+    model.compile(optimizer=optimizer(config.train), loss=classification_loss(config.train, counts))
+    dataset = make_dataset(config, data, "train", training=True).repeat()
     iterator = iter(dataset)
     wait = step = 0.0
     for index in range(warmup + steps):

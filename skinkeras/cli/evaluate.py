@@ -1,4 +1,4 @@
-"""`skinkeras evaluate RUN_DIR`: metrics with confidence intervals, a report and plots."""
+"""`skinkeras evaluate RUN_DIR`: predictions.csv, then metrics with confidence intervals, a report and plots."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ def register(subparsers) -> None:
     parser.add_argument("--data-root", required=True, help="dataset folder")
     parser.add_argument("--dataset", help="dataset layout (default: the run's)")
     parser.add_argument("--split", default="test", choices=("test", "val", "train", "all"),
-                        help="the run's lesion-grouped split, or all images under the root (external set)")
+                        help="the run's lesion-grouped split, or all images under the root (external set); a "
+                             "cross-validation run: test (its out-of-fold predictions)")
     parser.add_argument("--out", help="report folder (default: RUN_DIR/evaluation_<split>)")
     parser.add_argument("--multi-crop", action="store_true", help="average predictions over 36 crops")
     parser.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (0: no CIs)")
@@ -19,22 +20,12 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from skinkeras.training.tasks import evaluate_experiment_run
+    from skinkeras.runs import evaluate_run
 
-    metrics, files = evaluate_experiment_run(args.run_dir, args.data_root, dataset=args.dataset, split=args.split,
-                                  out_dir=args.out, multi_crop=args.multi_crop,
-                                  n_resamples=args.resamples, target_sensitivity=args.sensitivity)
-    if "summary" in metrics:  # tasks other than classification say what matters to them
-        print(metrics["summary"])
-        for name, path in files.items():
-            print(f"{name}: {path}")
-        return 0
-    low, high = metrics["balanced_accuracy_ci"]
-    auc_low, auc_high = metrics["macro_auc_ci"]
-    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
-    print(f"{metrics['n']} images: balanced accuracy {fmt(metrics['balanced_accuracy'])} "
-          f"[{fmt(low)}, {fmt(high)}], macro AUC {fmt(metrics['macro_auc'])} [{fmt(auc_low)}, {fmt(auc_high)}], "
-          f"accuracy {fmt(metrics['accuracy'])}")
+    metrics, files = evaluate_run(args.run_dir, args.data_root, dataset=args.dataset, split=args.split,
+                                  out_dir=args.out, multi_crop=args.multi_crop, n_resamples=args.resamples,
+                                  target_sensitivity=args.sensitivity)
+    print(metrics["summary"])  # every task's scorer says in one line what matters to it
     for name, path in files.items():
         print(f"{name}: {path}")
     return 0

@@ -31,8 +31,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from skinkeras.export.run_export import export_run
     from skinkeras.export.verify import summary_line
+    from skinkeras.runs import export_run
 
     result = export_run(args.run_dir, args.format, quantize=args.quantize, out_dir=args.out, force=args.force,
                         verify=args.verify, data_root=args.data_root, split=args.split, limit=args.limit,

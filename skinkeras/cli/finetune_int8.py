@@ -28,7 +28,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     import json
 
-    from skinkeras.training.quantization_aware import finetune_quantization_aware
+    from skinkeras.quantization.finetune import finetune_quantization_aware
 
     summary = finetune_quantization_aware(args.run_dir, args.out, epochs=args.epochs,
                                           learning_rate=args.learning_rate,

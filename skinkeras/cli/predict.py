@@ -31,12 +31,13 @@ def run(args) -> int:
     import json
 
     from skinkeras.errors import SkinkerasError
-    from skinkeras.export.predictor import check_metadata, load_predictor, read_image
+    from skinkeras.export.predictor import check_metadata, read_image
+    from skinkeras.runs import load_predictor
 
     predictor = load_predictor(args.model)
     if args.heatmap and predictor.keras_model is None:
-        raise SkinkerasError(f"--heatmap needs a run directory (the Keras model); {args.model} is a "
-                             f"{predictor.kind.replace('_', ' ')} export")
+        raise SkinkerasError(f"--heatmap needs a classification run directory (its Keras model); {args.model} is "
+                             f"a {predictor.kind.replace('_', ' ')}" + (" export" if predictor.kind in ("saved_model", "tflite") else ""))
     age, sex, site = check_metadata(predictor.spec, args.age, args.sex, args.site)
     images = [(path, read_image(path)) for path in args.images]  # every file checked before any work
     heat_paths = heatmap_paths(args.heatmap, args.images) if args.heatmap else [None] * len(images)

@@ -27,7 +27,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from skinkeras.experiments import apply_overrides, get_experiment
-    from skinkeras.training.tasks import train_experiment
+    from skinkeras.runs import train_experiment
 
     experiment = get_experiment(args.experiment)
     overrides = list(args.overrides)

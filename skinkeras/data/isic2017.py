@@ -1,11 +1,15 @@
 """ISIC 2017 challenge, Part 3 (Codella et al., ISBI 2018): melanoma / seborrheic keratosis / nevus.
 
-On disk, as released (Split is Training, Validation or Test):
+On disk, as released (Split is Training, Validation or Test_v2; the un-suffixed Test is read too):
 
     ISIC-2017_<Split>_Data/<image_id>.jpg
     ISIC-2017_<Split>_Part3_GroundTruth.csv     image_id,melanoma,seborrheic_keratosis (0.0 / 1.0)
     ISIC-2017_<Split>_Data_metadata.csv         optional: image_id,age_approximate,sex ("unknown" allowed)
     ISIC-2017_<Split>_Part1_GroundTruth/<image_id>_segmentation.png   optional lesion masks
+
+The official test set was released as `ISIC-2017_Test_v2_Data` with
+`ISIC-2017_Test_v2_Part3_GroundTruth.csv` and no metadata file (a missing metadata file only means
+unknown ages and sexes).
 
 Both flags 0 means nevus. The `split` column holds train / val / test. The release has no lesion
 ids, so each image is its own group. The challenge scores two binary tasks (melanoma vs rest,
@@ -27,8 +31,10 @@ from skinkeras.data.table import SampleTable
 from skinkeras.errors import DataError
 
 CLASS_NAMES = ("melanoma", "seborrheic_keratosis", "nevus")
-# Our split name -> the release's folder word.
-SPLITS = {"train": "Training", "val": "Validation", "test": "Test"}
+# Our split name -> the release's folder word (what generated data is written as).
+SPLITS = {"train": "Training", "val": "Validation", "test": "Test_v2"}
+# Every folder word a release may use for a split, the official one first.
+RELEASE_NAMES = {"train": ("Training",), "val": ("Validation",), "test": ("Test_v2", "Test")}
 _SPLIT_ALIASES = {
     "train": "train", "training": "train",
     "val": "val", "valid": "val", "validation": "val",
@@ -36,20 +42,29 @@ _SPLIT_ALIASES = {
 }
 
 
-def ground_truth_csv(split: str) -> str:
-    return f"ISIC-2017_{SPLITS[split]}_Part3_GroundTruth.csv"
+def ground_truth_csv(split: str, word: str | None = None) -> str:
+    return f"ISIC-2017_{word or SPLITS[split]}_Part3_GroundTruth.csv"
 
 
-def data_folder(split: str) -> str:
-    return f"ISIC-2017_{SPLITS[split]}_Data"
+def data_folder(split: str, word: str | None = None) -> str:
+    return f"ISIC-2017_{word or SPLITS[split]}_Data"
 
 
-def metadata_csv(split: str) -> str:
-    return f"ISIC-2017_{SPLITS[split]}_Data_metadata.csv"
+def metadata_csv(split: str, word: str | None = None) -> str:
+    return f"ISIC-2017_{word or SPLITS[split]}_Data_metadata.csv"
 
 
-def mask_folder(split: str) -> str:
-    return f"ISIC-2017_{SPLITS[split]}_Part1_GroundTruth"
+def mask_folder(split: str, word: str | None = None) -> str:
+    return f"ISIC-2017_{word or SPLITS[split]}_Part1_GroundTruth"
+
+
+def release_word(root, split: str) -> str | None:
+    """The folder word of `split` in the release at `root` (Test_v2 or Test for the test set), or
+    None when that split's ground truth is not there."""
+    for word in RELEASE_NAMES[split]:
+        if (root / ground_truth_csv(split, word)).is_file():
+            return word
+    return None
 
 
 def _normalise_splits(splits: Iterable[str] | str | None) -> list[str] | None:
@@ -103,7 +118,8 @@ def load_isic2017(root, splits: Iterable[str] | str | None = None) -> SampleTabl
     root = require_root(root)
     wanted = _normalise_splits(splits)
     candidates = wanted if wanted is not None else list(SPLITS)
-    present = [s for s in candidates if (root / ground_truth_csv(s)).is_file()]
+    words = {s: release_word(root, s) for s in candidates}
+    present = [s for s in candidates if words[s] is not None]
     if wanted is not None and len(present) < len(wanted):
         missing = [s for s in wanted if s not in present]
         raise DataError(f"expected {root / ground_truth_csv(missing[0])}: file not found (split {missing[0]!r})")
@@ -112,13 +128,14 @@ def load_isic2017(root, splits: Iterable[str] | str | None = None) -> SampleTabl
 
     frames = []
     for split in present:
-        truth = read_csv(root / ground_truth_csv(split), required=("image_id", "melanoma", "seborrheic_keratosis"))
-        images_dir = root / data_folder(split)
+        word = words[split]
+        truth = read_csv(root / ground_truth_csv(split, word), required=("image_id", "melanoma", "seborrheic_keratosis"))
+        images_dir = root / data_folder(split, word)
         if not images_dir.is_dir():
             raise DataError(f"expected image folder {images_dir}: not found")
         images = _files_in(images_dir)
-        masks = _files_in(root / mask_folder(split))
-        meta_path = root / metadata_csv(split)
+        masks = _files_in(root / mask_folder(split, word))
+        meta_path = root / metadata_csv(split, word)
         if meta_path.is_file():
             meta = read_csv(meta_path, required=("image_id",)).drop_duplicates("image_id").set_index("image_id")
         else:
@@ -141,5 +158,5 @@ def load_isic2017(root, splits: Iterable[str] | str | None = None) -> SampleTabl
             )
         )
     raw = pd.concat(frames, ignore_index=True)
-    source = ", ".join(ground_truth_csv(s) for s in present)
+    source = ", ".join(ground_truth_csv(s, words[s]) for s in present)
     return build_table("isic2017", root, raw, CLASS_NAMES, source=source)

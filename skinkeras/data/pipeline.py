@@ -113,6 +113,7 @@ def make_classification_dataset(
     mask_margin: float = 0.1,
     check_images: bool = True,
     fused_resize: bool = True,
+    with_ids: bool = False,
 ):
     """A batched classification dataset streaming `table`'s images from disk.
 
@@ -146,6 +147,8 @@ def make_classification_dataset(
             in one resampling pass (the decoded image is warped straight to `image_size`; images
             larger than it are first shrunk with antialiasing). False: resize, then warp (the
             path every other mode takes).
+        with_ids: elements are `(features, label, image_id)`: which rows survived the decoder
+            (for predictions files).
     """
     import tensorflow as tf
 
@@ -182,13 +185,16 @@ def make_classification_dataset(
             image = shrink_to_fit(image, (height, width))
         else:
             image = resize(image, (height, width))
-        return {
+        element = {
             "image": image,
             "label": record["label_index"],
             "age": record["age"],
             "sex": record["sex"],
             "site": record["site"],
         }
+        if with_ids:
+            element["image_id"] = record["image_id"]
+        return element
 
     def crop_one(element, image_seed):
         if crop == "random":
@@ -215,6 +221,8 @@ def make_classification_dataset(
         label = tf.cast(batch["label"], tf.int32)
         if label_mode == "one_hot":
             label = tf.one_hot(label, num_classes, dtype=tf.float32)
+        if with_ids:
+            return features, label, batch["image_id"]
         return features, label
 
     def augment_one(element, params):
@@ -254,7 +262,7 @@ def make_classification_dataset(
         per_class = [frame for frame in per_class if len(frame)]
         branches = []
         for index, frame in enumerate(per_class):
-            branch = _records(frame).shuffle(len(frame), seed=seed + index, reshuffle_each_iteration=True)
+            branch = _records(frame, with_ids).shuffle(len(frame), seed=seed + index, reshuffle_each_iteration=True)
             branch = _load_stage(branch, load, num_parallel_calls)
             branch = _cache(branch, cache, suffix=f"_class{index}")
             branches.append(branch.repeat().shuffle(min(shuffle_buffer, 256), seed=seed + index))
@@ -268,14 +276,14 @@ def make_classification_dataset(
         # Nothing in between: read, decode, crop and augment each image in ONE map call (one
         # function call per image instead of two or three). The random streams are zipped before
         # the read, so every image gets the same draws as with separate stages.
-        dataset = _records(samples)
+        dataset = _records(samples, with_ids)
         if training:
             dataset = dataset.shuffle(max(len(samples), 1), seed=seed, reshuffle_each_iteration=True)
         dataset = _load_stage(
             with_streams(dataset), lambda record, *drawn: per_image(load(record), *drawn), num_parallel_calls
         )
     else:
-        dataset = _load_stage(_records(samples), load, num_parallel_calls)
+        dataset = _load_stage(_records(samples, with_ids), load, num_parallel_calls)
         dataset = _cache(dataset, cache)
         if training:
             dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
@@ -370,12 +378,14 @@ def make_multicrop_dataset(
     label_mode: str = "one_hot",
     num_parallel_calls: int = AUTOTUNE,
     check_images: bool = True,
+    with_ids: bool = False,
 ):
     """Evaluation dataset: one element per image, its multi-crop grid as a batch (paper 000).
 
     Each element is `({"image": float32[rows * cols, h, w, 3], "metadata": [rows * cols, F]},
     label)`: predict on it and average over axis 0. `image_size` (`(height, width)`) resizes each
-    image first (paper 000: 450 x 600); None keeps its size.
+    image first (paper 000: 450 x 600); None keeps its size. `with_ids`: `(features, label,
+    image_id)` elements.
     """
     import tensorflow as tf
 
@@ -402,9 +412,11 @@ def make_multicrop_dataset(
         label = tf.cast(record["label_index"], tf.int32)
         if label_mode == "one_hot":
             label = tf.one_hot(label, num_classes, dtype=tf.float32)
+        if with_ids:
+            return features, label, record["image_id"]
         return features, label
 
-    dataset = _load_stage(_records(samples), load, num_parallel_calls)
+    dataset = _load_stage(_records(samples, with_ids), load, num_parallel_calls)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
@@ -488,20 +500,21 @@ def _usable_samples(table: SampleTable, check_images: bool):
 
 
 # ---- helpers ------------------------------------------------------------------------------------
-def _records(samples):
+def _records(samples, with_ids: bool = False):
     import numpy as np
     import tensorflow as tf
 
-    return tf.data.Dataset.from_tensor_slices(
-        {
-            "image_path": samples["image_path"].astype(str).to_numpy(dtype=object),
-            "mask_path": samples["mask_path"].fillna("").astype(str).to_numpy(dtype=object),
-            "label_index": samples["label_index"].to_numpy(dtype=np.int32),
-            "age": samples["age"].astype(float).to_numpy(dtype=np.float32),
-            "sex": samples["sex"].fillna("unknown").astype(str).to_numpy(dtype=object),
-            "site": samples["site"].fillna("unknown").astype(str).to_numpy(dtype=object),
-        }
-    )
+    records = {
+        "image_path": samples["image_path"].astype(str).to_numpy(dtype=object),
+        "mask_path": samples["mask_path"].fillna("").astype(str).to_numpy(dtype=object),
+        "label_index": samples["label_index"].to_numpy(dtype=np.int32),
+        "age": samples["age"].astype(float).to_numpy(dtype=np.float32),
+        "sex": samples["sex"].fillna("unknown").astype(str).to_numpy(dtype=object),
+        "site": samples["site"].fillna("unknown").astype(str).to_numpy(dtype=object),
+    }
+    if with_ids:
+        records["image_id"] = samples["image_id"].astype(str).to_numpy(dtype=object)
+    return tf.data.Dataset.from_tensor_slices(records)
 
 
 def _load_stage(dataset, load, num_parallel_calls):

@@ -1,9 +1,18 @@
-"""Experiment configs: nested dataclasses with typed `--set key=value` overrides.
+"""Experiment configs: the common sections plus the task's own, with typed `--set key=value` overrides.
 
 An experiment is a named config (a Python file in `apps/configs/` with `get_config()`, after
-big_vision's `configs/*.py`). `--set train.epochs=3 model.backbone=MobileNetV3Small` overrides any
+big_vision's `configs/*.py`). Its sections:
+
+    data, split, model, train     every experiment (`skinkeras.experiments.sections`)
+    <task>                        the task's own section, e.g. `segmentation`, `two_stage`: the
+                                  dataclass its `Task.config` names, held in `task_config` and
+                                  read as `config.<task>` too
+
+`--set train.epochs=3 model.backbone=MobileNetV3Small two_stage.hidden_units=64` overrides any
 field; values are parsed to the field's type, and an unknown key fails with the valid keys listed.
-The resolved config is written into the run directory as `config.json`, and a run resumes from it.
+`task=NAME` is applied first (it chooses which section exists). The resolved config is written into
+the run directory as `config.json`, and a run resumes from it; config.json files written before
+the task sections existed (with every task's section, and `data.split_*`) still load.
 """
 
 from __future__ import annotations
@@ -14,130 +23,114 @@ import types
 import typing
 from pathlib import Path
 
+from skinkeras.engine.tasks import get_task
 from skinkeras.errors import ConfigError
+from skinkeras.experiments.sections import (
+    COMMON_SECTIONS,
+    MOVED_KEYS,
+    DataConfig,
+    ModelConfig,
+    SplitConfig,
+    TrainConfig,
+)
 
-
-@dataclasses.dataclass
-class DataConfig:
-    """Which data, how it is split and how it streams."""
-
-    dataset: str = "ham10000"
-    root: str = ""  # empty: the app generates synthetic data and says so
-    image_size: int = 224
-    batch_size: int = 32
-    split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)  # train, val, test by lesion
-    split_seed: int = 0
-    use_metadata: bool = True
-    metadata_missing_p: float = 0.0  # Gessert: 0.1 (each property dropped during training)
-    augment: bool = True
-    color_constancy: bool = False
-    balanced_sampling: bool = False
-    cache: str = ""  # "", "memory" or a file path (decoded images cached before augmentation)
-    limit: int = 0  # use at most this many training images (0: all); for smoke runs
-
-
-@dataclasses.dataclass
-class ModelConfig:
-    """The classifier: backbone from the registry, head, metadata branch."""
-
-    backbone: str = "MobileNetV3Large"
-    head: str = "soft_attention"  # gap | se | soft_attention | cbam
-    metadata_branch: str = "paper001"  # paper001 | gessert | none
-    weights: str = ""  # "" (random init), "imagenet", or a local weights file
-    attention_heads: int = 16
-    attention_gamma_init: float = 0.01
-    dropout: float = 0.5
-    # BatchNorm moving-average momentum. -1 (auto): 0.9 when training from scratch, else the
-    # backbone's own. keras.applications' MobileNetV3 uses 0.999: from scratch, a few thousand steps
-    # leave the moving statistics near their initial values and inference outputs are constant.
-    bn_momentum: float = -1.0
-
-
-@dataclasses.dataclass
-class TrainConfig:
-    """Optimisation and run control."""
-
-    epochs: int = 30
-    optimizer: str = "adam"  # adam | sgd (Nesterov)
-    learning_rate: float = 1e-3
-    adam_epsilon: float = 0.1  # paper 001's reference code
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    loss: str = "cce"  # cce | focal
-    focal_gamma: float = 2.0
-    class_weights: str = "balanced"  # balanced (N/(C*N_c)) | original (N/N_c) | none
-    lr_schedule: str = "plateau"  # plateau | step | constant
-    plateau_factor: float = 0.2
-    plateau_patience: int = 5
-    min_learning_rate: float = 1e-7
-    step_every: int = 10
-    step_factor: float = 0.5
-    early_stopping_patience: int = 25
-    monitor: str = "val_loss"
-    precision: str = "auto"  # auto (mixed_float16 on GPU, float32 on CPU) | float32 | mixed_float16 | mixed_bfloat16
-    strategy: str = "default"  # default | mirrored | multiworker
-    seed: int = 0
-    steps_per_epoch: int = 0  # 0: one pass over the training split
-    max_minutes: float = 0.0  # stop (cleanly, after the current epoch) once this much time is used; 0: no limit
-
-
-@dataclasses.dataclass
-class SegmentationConfig:
-    """Lesion segmentation (task "segmentation", paper 002's first stage)."""
-
-    architecture: str = "unet"  # unet (paper 002) | unet_encoder (a registry backbone as encoder)
-    encoder: str = ""  # registry backbone name for architecture=unet_encoder
-    base_filters: int = 32  # filters of the first encoder block (doubled per block)
-    dice_weight: float = 1.0  # loss = dice_weight * (1 - soft Dice) + bce_weight * BCE
-    bce_weight: float = 1.0
-    threshold: float = 0.5  # probability -> binary mask
-
-
-@dataclasses.dataclass
-class TwoStageConfig:
-    """Paper 002's pipeline (task "two_stage"): segment, crop, five SE-CNNs, ensemble."""
-
-    segmenter_run: str = ""  # a trained segmentation run directory ("" = train one first)
-    backbones: tuple[str, ...] = ("InceptionV3", "DenseNet169", "ResNet50", "InceptionResNetV2", "Xception")
-    hidden_units: int = 128  # SE -> GAP -> Dense(128) -> Dense(classes)
-    crop_margin: float = 0.1  # bounding-box margin, as a fraction of the box size
-    use_segmentation: bool = True
-    # "segmented": classifiers on the lesion crops; "whole": on whole images (the paper's "without").
-    variants: tuple[str, ...] = ("segmented", "whole")
-    # Stratified, seeded share of the training images held out as the test set when the release
-    # has no Test folder (classifiers train on the rest; ensembles are fitted on Validation).
-    test_fraction: float = 0.2
-    lc_epochs: int = 500  # LC ensemble head: full-batch Adam epochs on the validation predictions
-    lc_learning_rate: float = 0.01
-
-
-TASKS = ("classification", "segmentation", "two_stage")
+TOP_LEVEL = ("name", "description", "task", "task_module")
+# Sections every config.json had before tasks brought their own (dropped when not the run's task).
+LEGACY_TASK_SECTIONS = ("segmentation", "two_stage")
 
 
 @dataclasses.dataclass
 class ExperimentConfig:
-    """A whole experiment: data, model, training (and the task-specific sections)."""
+    """A whole experiment: data, split, model, training, and the task's own section.
+
+    Args:
+        task: a registered task (`skinkeras tasks` lists them).
+        task_config: the task's section (an instance of its `Task.config`); its defaults when
+            omitted. Also readable as `config.<task>` (e.g. `config.two_stage.backbones`).
+        task_module: the module that registers a task that is not built in (set automatically).
+    """
 
     name: str = "experiment"
     description: str = ""
-    task: str = "classification"  # classification | segmentation | two_stage (see skinkeras.training.tasks)
+    task: str = "classification"
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    split: SplitConfig = dataclasses.field(default_factory=SplitConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
-    segmentation: SegmentationConfig = dataclasses.field(default_factory=SegmentationConfig)
-    two_stage: TwoStageConfig = dataclasses.field(default_factory=TwoStageConfig)
+    task_config: typing.Any = None
+    task_module: str = ""
 
     def __post_init__(self):
-        if self.task not in TASKS:
-            raise ConfigError(f"task must be one of {', '.join(TASKS)}. Received: task={self.task!r}")
+        task = get_task(self.task, module=self.task_module)
+        if task.config is None:
+            if self.task_config is not None:
+                raise ConfigError(f"task {self.task!r} has no config section. Received: {self.task_config!r}")
+        elif self.task_config is None:
+            self.task_config = task.config()
+        elif not isinstance(self.task_config, task.config):
+            raise ConfigError(f"task {self.task!r} takes a {task.config.__name__} section. "
+                              f"Received: {type(self.task_config).__name__}")
+        if not self.task_module and not task.is_builtin:
+            self.task_module = task.module
+
+    def __getattr__(self, name):
+        # Only called for names that are not fields: `config.<task>` is the task's section.
+        values = self.__dict__
+        if not name.startswith("__") and name == values.get("task") and values.get("task_config") is not None:
+            return values["task_config"]
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r} (task {values.get('task')!r})")
 
 
-def to_dict(config) -> dict:
-    return dataclasses.asdict(config)
+def to_dict(config: ExperimentConfig) -> dict:
+    """The config.json structure: top-level fields, the common sections, the task's section."""
+    values = {"name": config.name, "description": config.description, "task": config.task}
+    if config.task_module:
+        values["task_module"] = config.task_module
+    for key in COMMON_SECTIONS:
+        values[key] = dataclasses.asdict(getattr(config, key))
+    if config.task_config is not None:
+        values[config.task] = dataclasses.asdict(config.task_config)
+    return values
 
 
-def from_dict(cls, values: dict):
+def from_dict(values: dict) -> ExperimentConfig:
+    """Builds an `ExperimentConfig` from the config.json structure, rejecting unknown keys."""
+    values = _migrate(values)
+    task_name = str(values.get("task", "classification"))
+    task = get_task(task_name, module=str(values.get("task_module", "")))
+    known = set(TOP_LEVEL) | set(COMMON_SECTIONS) | ({task.name} if task.config else set())
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown config keys {unknown} for an ExperimentConfig of task {task.name!r}; "
+                          f"valid: {sorted(known)}")
+    kwargs = {key: str(values[key]) for key in TOP_LEVEL if key in values}
+    for key, cls in COMMON_SECTIONS.items():
+        if key in values:
+            kwargs[key] = section_from_dict(cls, values[key], key)
+    if task.config is not None and task.name in values:
+        kwargs["task_config"] = section_from_dict(task.config, values[task.name], task.name)
+    return ExperimentConfig(**kwargs)
+
+
+def _migrate(values: dict) -> dict:
+    """config.json of older runs: the other tasks' sections dropped, data.split_* moved to split."""
+    values = {key: (dict(value) if isinstance(value, dict) else value) for key, value in values.items()}
+    task = values.get("task", "classification")
+    for key in LEGACY_TASK_SECTIONS:
+        if key in values and key != task:
+            del values[key]
+    for old, new in MOVED_KEYS.items():
+        (old_section, old_key), (new_section, new_key) = old.split("."), new.split(".")
+        section = values.get(old_section)
+        if isinstance(section, dict) and old_key in section:
+            values.setdefault(new_section, {}).setdefault(new_key, section.pop(old_key))
+    return values
+
+
+def section_from_dict(cls, values: dict, where: str = ""):
     """Builds dataclass `cls` from a nested dict, rejecting unknown keys."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where or cls.__name__} must be a section (a JSON object). Received: {values!r}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
@@ -146,14 +139,12 @@ def from_dict(cls, values: dict):
     kwargs = {}
     for key, value in values.items():
         hint = hints[key]
-        if dataclasses.is_dataclass(hint):
-            kwargs[key] = from_dict(hint, value)
-        else:
-            kwargs[key] = _coerce(value, hint, key)
+        name = f"{where}.{key}" if where else key
+        kwargs[key] = section_from_dict(hint, value, name) if dataclasses.is_dataclass(hint) else _coerce(value, hint, name)
     return cls(**kwargs)
 
 
-def save_config(config, path: Path) -> None:
+def save_config(config: ExperimentConfig, path: Path) -> None:
     Path(path).write_text(json.dumps(to_dict(config), indent=2) + "\n")
 
 
@@ -164,25 +155,38 @@ def load_config(path: Path) -> ExperimentConfig:
         raise ConfigError(f"no config file at {path}") from None
     except json.JSONDecodeError as error:
         raise ConfigError(f"{path} is not valid JSON: {error}") from None
-    return from_dict(ExperimentConfig, values)
+    return from_dict(values)
 
 
-def apply_overrides(config, overrides: list[str] | None):
-    """Returns a copy of `config` with `key.sub=value` overrides applied (typed by the field)."""
-    values = to_dict(config)
+def apply_overrides(config: ExperimentConfig, overrides: list[str] | None) -> ExperimentConfig:
+    """Returns a copy of `config` with `key.sub=value` overrides applied (typed by the field).
+
+    `task=...` (and `task_module=...`) go first, whatever their position: they decide which task
+    section the other keys may name. Keys that moved (`data.split_fractions` -> `split.fractions`)
+    are still accepted.
+    """
+    pairs = []
     for item in overrides or ():
         if "=" not in item:
             raise ConfigError(f"an override is key=value, e.g. train.epochs=3. Received: {item!r}")
         dotted, raw = item.split("=", 1)
-        node, cls = values, type(config)
-        parts = dotted.strip().split(".")
-        for depth, part in enumerate(parts):
+        dotted = MOVED_KEYS.get(dotted.strip(), dotted.strip())
+        pairs.append((dotted, raw))
+    pairs.sort(key=lambda pair: pair[0] not in ("task", "task_module"))
+    values = to_dict(config)
+    for dotted, raw in pairs:
+        parts = dotted.split(".")
+        if len(parts) == 1:
+            _set_top_level(values, dotted, raw)
+            continue
+        sections = _section_classes(values)
+        if parts[0] not in sections:
+            raise ConfigError(f"unknown config key {dotted!r}: the config has {sorted([*TOP_LEVEL, *sections])}")
+        node, cls = values[parts[0]], sections[parts[0]]
+        for depth, part in enumerate(parts[1:], start=1):
             fields = {f.name for f in dataclasses.fields(cls)}
             if part not in fields:
-                where = ".".join(parts[:depth]) or "the config"
-                raise ConfigError(
-                    f"unknown config key {dotted!r}: {where} has {sorted(fields)}"
-                )
+                raise ConfigError(f"unknown config key {dotted!r}: {'.'.join(parts[:depth])} has {sorted(fields)}")
             hint = typing.get_type_hints(cls)[part]
             if depth < len(parts) - 1:
                 if not dataclasses.is_dataclass(hint):
@@ -192,7 +196,30 @@ def apply_overrides(config, overrides: list[str] | None):
                 if dataclasses.is_dataclass(hint):
                     raise ConfigError(f"{dotted} is a section; set one of its fields")
                 node[part] = _coerce(_parse(raw), hint, dotted)
-    return from_dict(type(config), values)
+    return from_dict(values)
+
+
+def _section_classes(values: dict) -> dict:
+    sections = dict(COMMON_SECTIONS)
+    task = get_task(values["task"], module=values.get("task_module", ""))
+    if task.config is not None:
+        sections[task.name] = task.config
+    return sections
+
+
+def _set_top_level(values: dict, key: str, raw: str) -> None:
+    if key in COMMON_SECTIONS:
+        raise ConfigError(f"{key} is a section; set one of its fields, e.g. {key}.{dataclasses.fields(COMMON_SECTIONS[key])[0].name}=...")
+    if key not in TOP_LEVEL:
+        raise ConfigError(f"unknown config key {key!r}: the config has {sorted([*TOP_LEVEL, *_section_classes(values)])}")
+    value = raw.strip()
+    if key == "task" and value != values["task"]:
+        old = values["task"]
+        task = get_task(value, module=values.get("task_module", ""))
+        values.pop(old, None)
+        if task.config is not None:
+            values[task.name] = dataclasses.asdict(task.config())
+    values[key] = value
 
 
 def _parse(raw: str):

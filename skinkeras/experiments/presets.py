@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from skinkeras.experiments.config import DataConfig, ExperimentConfig, ModelConfig, TrainConfig
+from skinkeras.experiments.config import ExperimentConfig
+from skinkeras.experiments.sections import DataConfig, ModelConfig, TrainConfig
 
 
 def ham10000_soft_attention(

@@ -2,8 +2,10 @@
 
 An experiment is a Python file `NAME.py` defining `get_config() -> ExperimentConfig`; its module
 docstring gives the command and the paper's reported result. They are looked up in `apps/configs/`
-of this checkout and in the folders listed in `SKINKERAS_CONFIG_PATH` (os.pathsep-separated), so a
-user's own experiments fit in without editing the package. A path to a `.py` file works as a name.
+of this checkout, one subfolder per system (`apps/configs/two_stage/isic2017_two_stage.py` is the
+experiment `isic2017_two_stage`), and in the folders listed in `SKINKERAS_CONFIG_PATH`
+(os.pathsep-separated, subfolders included), so a user's own experiments fit in without editing
+the package. A path to a `.py` file works as a name.
 """
 
 from __future__ import annotations
@@ -51,9 +53,13 @@ def list_experiments() -> list[Experiment]:
     for folder in config_dirs():
         if not folder.is_dir():
             continue
-        for path in sorted(folder.glob("*.py")):
-            if path.name.startswith("_"):
+        seen: dict[str, Path] = {}
+        for path in sorted(folder.rglob("*.py")):
+            if path.name.startswith("_") or any(part.startswith((".", "_")) for part in path.relative_to(folder).parts):
                 continue
+            if path.stem in seen:
+                raise ConfigError(f"two experiments are named {path.stem!r}: {seen[path.stem]} and {path}")
+            seen[path.stem] = path
             found.setdefault(path.stem, _describe(path))
     return sorted(found.values(), key=lambda e: e.name)
 

@@ -134,7 +134,7 @@ def apply_tuned_ranges(interpreter, tensors, indices, graph, ranges: dict, probe
     input is compared with the calibration model's tensors of that shape."""
     import numpy as np
 
-    from skinkeras.training.quantization_aware import fake_quant_inputs
+    from skinkeras.quantization.simulate import fake_quant_inputs
 
     wanted = fake_quant_inputs(graph, ranges, {key: np.asarray(value) for key, value in probe.items()})
     interpreter.get_signature_runner("serve")(**probe)

@@ -1,6 +1,7 @@
-"""One prediction interface over a run directory, a serving SavedModel and a `.tflite` file.
+"""One prediction interface over a classification run, a serving SavedModel and a `.tflite` file.
 
-`load_predictor(path)` recognises what `path` is and returns a `Predictor` whose
+`load_export_predictor(path)` recognises an export and returns a `Predictor` (a run directory's
+predictor is its task's: `skinkeras.runs.load_predictor`), whose
 `predict(pixels, age, sex, site)` takes one raw uint8 RGB image of any size and plain metadata
 values, and returns the class probabilities. Each kind prepares the image the way its users do:
 the Keras model of a run through `serving.preprocess_images` (the evaluation pipeline), the
@@ -94,7 +95,7 @@ class RunPredictor(Predictor):
 
     def __init__(self, run_dir):
         from skinkeras.export.serving import load_run_spec
-        from skinkeras.training.trainer import load_run_model
+        from skinkeras.saving import load_run_model
 
         super().__init__(load_run_spec(run_dir))
         self.keras_model = load_run_model(run_dir)
@@ -128,7 +129,7 @@ class TFLitePredictor(Predictor):
     kind = "tflite"
 
     def __init__(self, model_file, *, num_threads: int | None = None):
-        from skinkeras.export.tflite import LiteRTModel
+        from skinkeras.export.litert import LiteRTModel
 
         super().__init__(_spec_beside(Path(model_file).parent))
         self.model = LiteRTModel(model_file, num_threads=num_threads)
@@ -146,22 +147,18 @@ def _spec_beside(directory):
     return RunSpec.from_description(json.loads(path.read_text()))
 
 
-def load_predictor(path) -> Predictor:
-    """A `Predictor` for a run directory, a SavedModel directory or a `.tflite` file (or a folder
-    holding model.tflite)."""
-    from skinkeras.export.tflite import MODEL_FILE
-    from skinkeras.training.trainer import PREPROCESSING_FILE
+def load_export_predictor(path) -> Predictor:
+    """A `Predictor` for a SavedModel directory or a `.tflite` file (or a folder holding model.tflite)."""
+    from skinkeras.export.litert import MODEL_FILE
 
     path = Path(path)
     if not path.exists():
         raise SkinkerasError(f"{path}: no such run directory, SavedModel or .tflite file")
-    if path.is_dir() and (path / PREPROCESSING_FILE).exists():
-        return RunPredictor(path)
     if path.is_dir() and (path / "saved_model.pb").exists():
         return SavedModelPredictor(path)
     if path.is_dir() and (path / MODEL_FILE).exists():
         path = path / MODEL_FILE
     if path.is_file() and path.suffix == ".tflite":
         return TFLitePredictor(path)
-    raise SkinkerasError(f"{path} is not a run directory (no {PREPROCESSING_FILE}), a SavedModel "
+    raise SkinkerasError(f"{path} is not a run directory (no config.json and preprocessing.json), a SavedModel "
                          "(no saved_model.pb) or a .tflite file")

@@ -22,7 +22,9 @@ FORMATS = ("saved_model", "tflite")
 
 
 def default_out_dir(run_dir, fmt: str, quantize: str = "float32") -> Path:
-    return Path(run_dir) / "export" / ("saved_model" if fmt == "saved_model" else f"tflite_{quantize}")
+    from skinkeras.engine.run_directory import as_run
+
+    return as_run(run_dir).export_dir(fmt, quantize)
 
 
 def export_run(run_dir, fmt: str = "saved_model", *, quantize: str = "float32", out_dir=None,
@@ -39,12 +41,14 @@ def export_run(run_dir, fmt: str = "saved_model", *, quantize: str = "float32", 
     activation ranges it was tuned for (its int8_ranges.json), and `int8_split_hard_swish=None`
     (the default) means: split when the run was tuned split, else not.
     """
+    from skinkeras.export.litert import MODEL_FILE
+    from skinkeras.export.samples import default_data_root
     from skinkeras.export.serving import EXPORT_INFO_FILE, export_serving_saved_model, load_run_spec
     from skinkeras.export.tflite import (
-        DEFAULT_CALIBRATION_SAMPLES, MODEL_FILE, QUANTIZATIONS, export_tflite, representative_dataset)
-    from skinkeras.export.verify import default_data_root, verify_export
-    from skinkeras.training.quantization_aware import load_fake_quant_ranges, uses_split_hard_swish
-    from skinkeras.training.trainer import load_run_model
+        DEFAULT_CALIBRATION_SAMPLES, QUANTIZATIONS, export_tflite, representative_dataset)
+    from skinkeras.export.verify import verify_export
+    from skinkeras.quantization.fake_quant import load_fake_quant_ranges, uses_split_hard_swish
+    from skinkeras.saving import load_run_model
 
     run_dir = Path(run_dir)
     if fmt not in FORMATS:
@@ -91,18 +95,14 @@ def export_run(run_dir, fmt: str = "saved_model", *, quantize: str = "float32", 
 
 
 def _model_card(run_dir, out_dir, result: dict):
-    """MODEL_CARD.md through `skinkeras.export.model_card` (written by another module); None
-    when that module is not available."""
-    try:
-        from skinkeras.export.model_card import write_model_card
-    except ImportError:
-        log.warning("skinkeras.export.model_card is not available: no MODEL_CARD.md written")
-        return None
+    """MODEL_CARD.md beside the export (`skinkeras.export.model_card`)."""
+    from skinkeras.export.model_card import write_model_card
+
     files = sorted(p.name for p in Path(out_dir).iterdir())
     verification = result["verification"]
     if verification is not None:  # the card shows plain values: the verdict and the figures
         verification = {key: value for key, value in verification.items()
-                        if key in ("passed", "n", "split", "max_abs_diff", "top1_agreement", "top1_agreement_ci95",
+                        if key in ("passed", "n", "split", "max_abs_diff", "output_std", "top1_agreement", "top1_agreement_ci95",
                                    "balanced_accuracy_keras",
                                    "balanced_accuracy_export", "balanced_accuracy_change", "failures")}
     export_info = {"format": result["format"], "quantization": result["quantize"] or "none (float32)",

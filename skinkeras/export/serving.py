@@ -93,14 +93,12 @@ class RunSpec:
 def load_run_spec(run_dir) -> RunSpec:
     """The `RunSpec` of a run directory written by `skinkeras train`."""
     from skinkeras.data.metadata import MetadataEncoding
-    from skinkeras.evaluation.run_evaluation import load_run_preprocessing
+    from skinkeras.engine.run_directory import as_run
 
-    run_dir = Path(run_dir)
-    preprocessing = load_run_preprocessing(run_dir)
-    color_constancy = False
-    config_path = run_dir / "config.json"
-    if config_path.exists():
-        color_constancy = bool(json.loads(config_path.read_text()).get("data", {}).get("color_constancy", False))
+    run = as_run(run_dir)
+    preprocessing = run.read_preprocessing()
+    color_constancy = bool(run.read_json(run.config.name, default={"data": {}}).get("data", {})
+                           .get("color_constancy", False))
     metadata = preprocessing.get("metadata")
     return RunSpec(
         class_names=tuple(preprocessing["class_names"]),

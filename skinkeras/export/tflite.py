@@ -24,11 +24,11 @@ import tempfile
 from pathlib import Path
 
 from skinkeras.errors import SkinkerasError
+from skinkeras.export.litert import MODEL_FILE
 
 log = logging.getLogger(__name__)
 
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
-MODEL_FILE = "model.tflite"
 DEFAULT_CALIBRATION_SAMPLES = 200
 
 
@@ -263,7 +263,7 @@ def convert(model, spec, quantize: str = "float32", *, representative=None,
     instead of 3.1x / 2.1x) but each hard swish is rounded more often (fine-tuned V3Small agreement
     97.4 % instead of 98.6 %, 1,200 test images).
     `fake_quant_ranges`: the ranges of a quantization-aware fine-tuning
-    (`skinkeras.training.quantization_aware`): those outputs are rounded with the ranges the
+    (`skinkeras.quantization`): those outputs are rounded with the ranges the
     weights were tuned for; the other tensors are calibrated as usual (see `skinkeras.export.int8`).
     `bias_correction`: see `skinkeras.export.int8.correct_biases`.
     """
@@ -328,7 +328,7 @@ def representative_dataset(run_dir, spec, data_root, *, samples: int = DEFAULT_C
     calibration, range matching), later passes replay the prepared arrays."""
     import numpy as np
 
-    from skinkeras.export.verify import held_out_table, iterate_samples
+    from skinkeras.export.samples import held_out_table, iterate_samples
 
     table = held_out_table(run_dir, data_root, "train", limit=samples, seed=seed)
     if len(table) == 0:
@@ -366,50 +366,3 @@ def export_tflite(model, spec, out_dir, quantize: str = "float32", *, representa
     (partial / MODEL_FILE).write_bytes(flatbuffer)
     write_sidecar_files(partial, spec, dict(info or {}, format="tflite", quantize=quantize))
     return finish_out_dir(partial, out_dir)
-
-
-class LiteRTModel:
-    """A `.tflite` model run with the LiteRT interpreter: `predict(image, metadata) -> float32[C]`.
-
-    `image`: float32 `[S, S, 3]` raw 0..255 (resized); `metadata`: float32 `[F]` or None.
-    """
-
-    def __init__(self, path, *, num_threads: int | None = None):
-        from ai_edge_litert.interpreter import Interpreter
-
-        path = Path(path)
-        if not path.is_file():
-            raise SkinkerasError(f"no TFLite model at {path}")
-        try:
-            self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
-        except ValueError as error:
-            raise SkinkerasError(f"cannot load TFLite model {path}: {error}") from None
-        self.runner = self.interpreter.get_signature_runner("serve")
-        self.input_names = set(self.runner.get_input_details())
-
-    def delegate_partitions(self) -> int | None:
-        """How many delegate (XNNPACK on CPU) partitions the graph runs in; None when this LiteRT
-        cannot say. Ops between partitions run as TFLite kernels, and each switch costs time: this
-        is why an int8 MobileNetV3 can be slower than float32 (see `unfused_hard_swish`).
-        LiteRT applies XNNPACK at the first invocation, so the model is run once on zeros first.
-        Reads the execution plan through a private method (no public one).
-        """
-        import numpy as np
-
-        details = getattr(self.interpreter, "_get_ops_details", None)
-        if details is None:
-            return None
-        shapes = {name: detail["shape"] for name, detail in self.runner.get_input_details().items()}
-        self.predict(np.zeros(shapes["image"][1:], np.float32),
-                     np.zeros(shapes["metadata"][1:], np.float32) if "metadata" in shapes else None)
-        return sum(1 for op in details() if op.get("op_name") == "DELEGATE")
-
-    def predict(self, image, metadata=None):
-        import numpy as np
-
-        inputs = {"image": np.asarray(image, np.float32)[None]}
-        if "metadata" in self.input_names:
-            if metadata is None:
-                raise SkinkerasError("this TFLite model needs a metadata vector")
-            inputs["metadata"] = np.asarray(metadata, np.float32)[None]
-        return np.asarray(self.runner(**inputs)["probabilities"][0], dtype=np.float32)

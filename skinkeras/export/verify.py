@@ -12,6 +12,9 @@ balanced accuracy of both and its change. Pass criteria (module constants):
     TFLite float16               max |dp| <= 1e-2, or top-1 agreement >= 99 %
     TFLite dynamic range         top-1 agreement >= 98 %
     TFLite int8                  top-1 agreement >= 98 %
+
+and, for every kind, the Keras model's probabilities must vary across the images (std > 1e-6):
+a model whose outputs do not depend on the image would agree with any export.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ FLOAT16_MAX_ABS_DIFF = 1e-2
 FLOAT16_MIN_AGREEMENT = 0.99
 DYNAMIC_MIN_AGREEMENT = 0.98
 INT8_MIN_AGREEMENT = 0.98
+MIN_OUTPUT_STD = 1e-6  # below: the probabilities are the same for every image
 _CHUNK = 32
 
 
@@ -45,55 +49,10 @@ def thresholds(kind: str) -> dict:
     }[kind]
 
 
-def default_data_root(run_dir) -> str:
-    """The run's own data root (config.json data.root); an error naming --data-root when absent."""
-    config_path = Path(run_dir) / "config.json"
-    root = json.loads(config_path.read_text()).get("data", {}).get("root", "") if config_path.exists() else ""
-    if not root or not Path(root).is_dir():
-        raise SkinkerasError(f"the run's data root {root!r} is not a folder here; pass --data-root DIR")
-    return root
-
-
-def held_out_table(run_dir, data_root, split: str = "test", *, limit: int | None = None, seed: int = 0):
-    """The run's `split` images found under `data_root`; a seeded random `limit` of them."""
-    from skinkeras.evaluation.run_evaluation import evaluation_table
-
-    table = evaluation_table(Path(run_dir), data_root or default_data_root(run_dir), None, split)
-    if limit and len(table) > limit:
-        chosen = np.sort(np.random.default_rng(seed).choice(len(table), size=limit, replace=False))
-        table = table.subset(table.samples.index[chosen])
-    return table
-
-
-def iterate_samples(table, spec, *, raw: bool = False):
-    """Yields `(label_index, image, metadata_vector[, raw_uint8, (age, sex, site)])` per readable row:
-    `image` float32 `[S, S, 3]` prepared as the evaluation pipeline does, metadata `[F]` or None.
-    Unreadable files are skipped with a warning, as the evaluation pipeline skips them."""
-    import tensorflow as tf
-
-    from skinkeras.data.pipeline import read_image
-    from skinkeras.export.serving import preprocess_images
-
-    for row in table.samples.itertuples(index=False):
-        try:
-            # The evaluation pipeline's decoder (TF's), so the figures match `skinkeras evaluate`.
-            pixels = read_image(row.image_path, dtype="uint8").numpy()
-        except (tf.errors.OpError, ValueError) as error:
-            log.warning("skipped unreadable %s: %s", row.image_path, str(error).splitlines()[0])
-            continue
-        image = preprocess_images(pixels, spec.image_size, color_constancy=spec.color_constancy).numpy()
-        values = (float(row.age), str(row.sex), str(row.site))
-        metadata = spec.metadata.encode_numpy(*[[v] for v in values])[0] if spec.metadata is not None else None
-        if raw:
-            yield int(row.label_index), image, metadata, pixels, values
-        else:
-            yield int(row.label_index), image, metadata
-
-
 def export_kind(path) -> tuple[str, Path]:
     """("saved_model", dir) or (quantization, model.tflite path) of an export path."""
     from skinkeras.export.serving import EXPORT_INFO_FILE
-    from skinkeras.export.tflite import MODEL_FILE
+    from skinkeras.export.litert import MODEL_FILE
 
     path = Path(path)
     if (path / "saved_model.pb").exists():
@@ -160,6 +119,11 @@ def compare_predictions(kind, keras_probs, export_probs, labels, class_names) ->
     bacc_export = compute_metrics(labels, export_probs, class_names, n_resamples=0)["balanced_accuracy"]
     limits = thresholds(kind)
     failures = []
+    # An agreement on a model whose output ignores the image proves nothing about the export.
+    spread = float(keras_probs.std(axis=0).max()) if len(labels) > 1 else float("nan")
+    if len(labels) > 1 and not spread > MIN_OUTPUT_STD:
+        failures.append(f"the model's outputs do not depend on the image (largest std across the {len(labels)} "
+                        f"images {spread:.2g}): an untrained or dead model, nothing to verify")
     if "max_abs_diff" in limits and not max_abs <= limits["max_abs_diff"]:
         if not ("or_top1_agreement" in limits and agreement >= limits["or_top1_agreement"]):
             failures.append(f"max |dp| {max_abs:.3g} > {limits['max_abs_diff']:g}"
@@ -179,6 +143,7 @@ def compare_predictions(kind, keras_probs, export_probs, labels, class_names) ->
         "balanced_accuracy_export": bacc_export,
         "balanced_accuracy_change": (None if bacc_keras is None or bacc_export is None
                                      else bacc_export - bacc_keras),
+        "output_std": spread,
         "thresholds": limits,
         "passed": not failures,
         "failures": failures,
@@ -193,8 +158,9 @@ def verify_export(export_path, run_dir, *, data_root=None, split: str = "test", 
     beside the export when `write`. `model`: the run's Keras model if already loaded.
     """
     from skinkeras.export.serving import VERIFICATION_FILE, load_run_spec
-    from skinkeras.export.tflite import LiteRTModel
-    from skinkeras.training.trainer import load_run_model
+    from skinkeras.export.litert import LiteRTModel
+    from skinkeras.export.samples import held_out_table, iterate_samples
+    from skinkeras.saving import load_run_model
 
     kind, path = export_kind(export_path)
     spec = load_run_spec(run_dir)

@@ -188,7 +188,7 @@ def crop_table(
         masks = [None] * len(rows)
         for k, i in enumerate(rows):
             if given[i]:
-                masks[k] = _read_mask(mask_paths.iat[i])
+                masks[k] = read_mask(mask_paths.iat[i])
         predict = [k for k, i in enumerate(rows) if not given[i]]
         if predict:
             predicted = predict_masks(segmenter, [images[k] for k in predict], segmenter_image_size,
@@ -215,7 +215,8 @@ def crop_table(
     return dataclasses.replace(table, samples=samples), stats
 
 
-def _read_mask(path) -> np.ndarray:
+def read_mask(path) -> np.ndarray:
+    """A lesion mask file as a boolean `[H, W]` array (foreground above half range)."""
     import cv2
 
     mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)

@@ -1,4 +1,6 @@
-"""Training: losses and class weights, precision/strategy runtime, callbacks, the loop around fit.
+"""Training parts the tasks share: losses and class weights, and what a model is compiled with
+(`objectives`: optimizer, classification loss and metrics). The epoch loop is the engine's
+(`skinkeras.engine.fit`).
 
 Modules are imported where they are needed (`skinkeras.training.losses` imports Keras,
 `skinkeras.training.class_weights` only NumPy), so importing this package costs nothing.

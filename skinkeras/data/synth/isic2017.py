@@ -1,6 +1,6 @@
 """Generated data in the ISIC 2017 Part 3 layout (NOT medical data).
 
-Writes, for each split (Training, Validation, Test by default): `ISIC-2017_<Split>_Data/<id>.jpg`,
+Writes, for each split (Training, Validation, Test_v2 by default, as released): `ISIC-2017_<Split>_Data/<id>.jpg`,
 `ISIC-2017_<Split>_Part3_GroundTruth.csv` (image_id,melanoma,seborrheic_keratosis as 0.0/1.0),
 `ISIC-2017_<Split>_Data_metadata.csv` (image_id,age_approximate,sex with some "unknown"), Part 1
 masks `ISIC-2017_<Split>_Part1_GroundTruth/<id>_segmentation.png`, and the notice.

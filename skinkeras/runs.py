@@ -1,0 +1,82 @@
+"""What the command line does with a run, whatever its task: train, evaluate, predict, export.
+
+Each function reads the run's task (config.json) and calls that task's part (`Task` in
+`skinkeras.engine.tasks`); cross-validation runs go through `skinkeras.engine.crossval`. Evaluation
+is always predictions first (a predictions file beside the metrics), then the task's scores of it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from skinkeras.engine.crossval import evaluate_folds, is_cross_validation, train_folds
+from skinkeras.engine.run_directory import RunDirectory, as_run
+from skinkeras.engine.tasks import get_task
+from skinkeras.errors import SkinkerasError
+
+log = logging.getLogger(__name__)
+
+
+def task_of(run: RunDirectory):
+    """The registered task of a run directory (its config.json)."""
+    values = run.read_json(run.config.name, what="a training run")
+    return get_task(str(values.get("task", "classification")), module=str(values.get("task_module", "")))
+
+
+def train_experiment(config, run_dir, *, resume: bool = False, verbose="auto") -> dict:
+    """Trains `config` with its task's trainer (K-fold cross-validation with `split.folds` >= 2).
+    On resume the run's stored config decides."""
+    run = as_run(run_dir)
+    if resume:
+        config = run.read_config()
+    if config.split.folds or is_cross_validation(run):
+        return train_folds(config, run, resume=resume, verbose=verbose)
+    task = get_task(config.task, module=config.task_module)
+    return task.function("train")(config, run, resume=resume, verbose=verbose)
+
+
+def evaluate_run(run_dir, data_root=None, *, dataset: str | None = None, split: str = "test", out_dir=None,
+                 multi_crop: bool = False, n_resamples: int = 10_000, target_sensitivity: float = 0.98,
+                 seed: int = 0) -> tuple[dict, dict]:
+    """Predicts with the run's models (`split` of its dataset, or every image of another root with
+    split="all"), writes predictions.csv, then the task's metrics and report. Returns (metrics, files)."""
+    run = as_run(run_dir)
+    if not run.exists():
+        raise SkinkerasError(f"{run.path} is not a training run: it has no {run.config.name}")
+    score_options = {"n_resamples": n_resamples, "target_sensitivity": target_sensitivity, "seed": seed}
+    if is_cross_validation(run):
+        return evaluate_folds(run, data_root, split=split, out_dir=out_dir, multi_crop=multi_crop,
+                              predict={"dataset": dataset}, score=score_options)
+    task = task_of(run)
+    predictions = task.function("predict")(run, data_root, dataset=dataset, split=split, multi_crop=multi_crop)
+    evaluation = run.evaluation(split, multi_crop=multi_crop)
+    out = Path(out_dir) if out_dir else evaluation.path
+    out.mkdir(parents=True, exist_ok=True)
+    written = predictions.write(out / evaluation.predictions.name)
+    metrics, files = task.function("score")(predictions, out, run_dir=run, split=split, multi_crop=multi_crop,
+                                            data_root=data_root, dataset=dataset, **score_options)
+    return metrics, {**files, "predictions": written}
+
+
+def load_predictor(path):
+    """A predictor for a run directory (its task's), a SavedModel folder or a `.tflite` file."""
+    from skinkeras.export.predictor import load_export_predictor
+
+    path = Path(path)
+    run = RunDirectory(path)
+    if path.is_dir() and run.exists() and run.preprocessing.exists():
+        if is_cross_validation(run):
+            raise SkinkerasError(f"{path} is a cross-validation run: predict with one fold's run ({run.fold(0).path})")
+        return task_of(run).function("predictor")(run)
+    return load_export_predictor(path)
+
+
+def export_run(run_dir, fmt: str = "saved_model", **options) -> dict:
+    """Exports the run with its task's exporter (see `skinkeras export --help`)."""
+    run = as_run(run_dir)
+    if not run.exists():
+        raise SkinkerasError(f"{run.path} is not a training run: it has no {run.config.name}")
+    if is_cross_validation(run):
+        raise SkinkerasError(f"{run.path} is a cross-validation run: export one fold's run ({run.fold(0).path})")
+    return task_of(run).function("export")(run, fmt, **options)
