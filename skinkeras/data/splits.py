@@ -136,17 +136,21 @@ def kfold_splits(table_or_frame, k: int = 5, seed: int = 0, nested_val: bool = T
     folds = fold_assignment(frame, k, seed)
     groups = (frame["lesion_id"] if "lesion_id" in frame.columns else frame["image_id"]).astype(str)
     row_fold = groups.map(folds).to_numpy()
-    splits = []
-    for i in range(k):
-        test = np.flatnonzero(row_fold == i)
-        if nested_val:
-            val = np.flatnonzero(row_fold == (i + 1) % k)
-            train = np.flatnonzero((row_fold != i) & (row_fold != (i + 1) % k))
-        else:
-            val = np.array([], dtype=np.int64)
-            train = np.flatnonzero(row_fold != i)
-        splits.append(Split(train, val, test))
-    return splits
+    return [fold_split(row_fold, i, k, nested_val=nested_val) for i in range(k)]
+
+
+def fold_split(row_fold, i: int, k: int, *, nested_val: bool = True) -> Split:
+    """Fold i's `Split` of rows whose folds are `row_fold` (ints 0..k-1): test = fold i; with
+    `nested_val`, val = fold (i + 1) mod k and train = the other k - 2 folds (paper 000)."""
+    row_fold = np.asarray(row_fold)
+    test = np.flatnonzero(row_fold == i)
+    if nested_val:
+        val = np.flatnonzero(row_fold == (i + 1) % k)
+        train = np.flatnonzero((row_fold != i) & (row_fold != (i + 1) % k))
+    else:
+        val = np.array([], dtype=np.int64)
+        train = np.flatnonzero(row_fold != i)
+    return Split(train, val, test)
 
 
 def with_split_column(table: SampleTable, split: Split) -> SampleTable:

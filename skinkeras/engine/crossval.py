@@ -57,13 +57,11 @@ def assign_folds(config, run: RunDirectory):
     return dataclasses.replace(table, samples=samples.reset_index(drop=True))
 
 
-def fold_split(table, k: int, folds: int):
-    """The table with fold k's split: test = fold k, val = fold (k + 1) mod K, train = the rest."""
-    import numpy as np
+def fold_table(table, k: int, folds: int):
+    """The table with fold k's split (`skinkeras.data.splits.fold_split` of its `fold` column)."""
+    from skinkeras.data.splits import fold_split, with_split_column
 
-    fold = table.samples["fold"].to_numpy()
-    split = np.where(fold == k, "test", np.where(fold == (k + 1) % folds, "val", "train"))
-    return dataclasses.replace(table, samples=table.samples.assign(split=split))
+    return with_split_column(table, fold_split(table.samples["fold"].to_numpy(), k, folds))
 
 
 def train_folds(config, run_dir, *, resume: bool = False, verbose="auto") -> dict:
@@ -98,7 +96,7 @@ def train_folds(config, run_dir, *, resume: bool = False, verbose="auto") -> dic
             summaries[k] = fold.read_summary()
         else:
             if not fold.split.exists():
-                write_split(fold, fold_split(table, k, folds))
+                write_split(fold, fold_table(table, k, folds))
             summaries[k] = task.function("train")(fold_config(config, k), fold, resume="auto", verbose=verbose)
         if not fold.evaluation("test").predictions.exists():
             predictions = task.function("predict")(fold, config.data.root, split="test", fold=k)

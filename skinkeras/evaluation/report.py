@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
 from skinkeras.evaluation import plots
+from skinkeras.evaluation.formatting import dumps, interval, number
 
 REPORT_FILES = {
     "metrics": "metrics.json",
@@ -17,41 +15,6 @@ REPORT_FILES = {
     "roc_curves": "roc_curves.png",
     "per_class_bars": "per_class_f1_recall.png",
 }
-
-
-def _fmt(value, digits: int = 3) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return str(int(value))
-    return f"{float(value):.{digits}f}"
-
-
-def _fmt_ci(ci) -> str:
-    if not ci or ci[0] is None or ci[1] is None:
-        return "n/a"
-    return f"[{ci[0]:.3f}, {ci[1]:.3f}]"
-
-
-def _json_default(value):
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return None if not np.isfinite(value) else float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"Cannot write {type(value).__name__} to metrics.json")
-
-
-def _clean(value):
-    """NaN / inf -> None recursively: JSON has no NaN."""
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
 
 
 def markdown_report(metrics: dict, title: str = "Evaluation report") -> str:
@@ -67,18 +30,18 @@ def markdown_report(metrics: dict, title: str = "Evaluation report") -> str:
         "",
         f"| metric | value | {ci_name} |",
         "|---|---|---|",
-        f"| balanced accuracy | {_fmt(metrics['balanced_accuracy'])} | "
-        f"{_fmt_ci(metrics.get('balanced_accuracy_ci'))} |",
-        f"| macro AUC (one vs rest) | {_fmt(metrics['macro_auc'])} | "
-        f"{_fmt_ci(metrics.get('macro_auc_ci'))} |",
-        f"| accuracy | {_fmt(metrics['accuracy'])} | |",
-        f"| macro F1 | {_fmt(metrics['macro_f1'])} | |",
-        f"| mAP | {_fmt(metrics['map'])} | |",
+        f"| balanced accuracy | {_number(metrics['balanced_accuracy'])} | "
+        f"{interval(metrics.get('balanced_accuracy_ci'))} |",
+        f"| macro AUC (one vs rest) | {_number(metrics['macro_auc'])} | "
+        f"{interval(metrics.get('macro_auc_ci'))} |",
+        f"| accuracy | {_number(metrics['accuracy'])} | |",
+        f"| macro F1 | {_number(metrics['macro_f1'])} | |",
+        f"| mAP | {_number(metrics['map'])} | |",
     ]
     for key, label in (("macro_precision", "macro precision"),
                        ("macro_specificity", "macro specificity")):
         if key in metrics:
-            lines.append(f"| {label} | {_fmt(metrics[key])} | |")
+            lines.append(f"| {label} | {_number(metrics[key])} | |")
     absent = metrics.get("absent_classes") or []
     if absent:
         lines += ["", f"Classes absent from the labels (left out of every macro mean): "
@@ -93,9 +56,9 @@ def markdown_report(metrics: dict, title: str = "Evaluation report") -> str:
     for name in metrics["class_names"]:
         row = metrics["per_class"][name]
         lines.append(
-            f"| {name} | {row['support']} | {_fmt(row['precision'])} | {_fmt(row['recall'])} | "
-            f"{_fmt(row['specificity'])} | {_fmt(row['f1'])} | {_fmt(row['auc'])} | "
-            f"{_fmt(row.get('ap'))} |"
+            f"| {name} | {row['support']} | {_number(row['precision'])} | {_number(row['recall'])} | "
+            f"{_number(row['specificity'])} | {_number(row['f1'])} | {_number(row['auc'])} | "
+            f"{_number(row.get('ap'))} |"
         )
     names = metrics["class_names"]
     lines += [
@@ -114,7 +77,7 @@ def markdown_report(metrics: dict, title: str = "Evaluation report") -> str:
             "",
             f"## {name} vs rest ({task['positives']} positives, {task['negatives']} negatives)",
             "",
-            f"AUC {_fmt(task['auc'])} {_fmt_ci(task.get('auc_ci'))}, AP {_fmt(task['ap'])}.",
+            f"AUC {_number(task['auc'])} {interval(task.get('auc_ci'))}, AP {_number(task['ap'])}.",
             "",
             "| operating point | threshold | sensitivity | specificity | precision | F1 | accuracy |",
             "|---|---|---|---|---|---|---|",
@@ -122,14 +85,14 @@ def markdown_report(metrics: dict, title: str = "Evaluation report") -> str:
         if target.get("threshold") is not None:
             lines.append(
                 f"| sensitivity >= {target['target_sensitivity']:g} | "
-                f"{_fmt(target['threshold'], 4)} | {_fmt(target['sensitivity'])} | "
-                f"{_fmt(target['specificity'])} {_fmt_ci(task.get('specificity_at_target_ci'))} | "
-                f"{_fmt(target['precision'])} | {_fmt(target['f1'])} | {_fmt(target['accuracy'])} |"
+                f"{_number(target['threshold'], 4)} | {_number(target['sensitivity'])} | "
+                f"{_number(target['specificity'])} {interval(task.get('specificity_at_target_ci'))} | "
+                f"{_number(target['precision'])} | {_number(target['f1'])} | {_number(target['accuracy'])} |"
             )
         lines.append(
-            f"| threshold 0.5 | 0.5 | {_fmt(at_half['sensitivity'])} | "
-            f"{_fmt(at_half['specificity'])} | {_fmt(at_half['precision'])} | "
-            f"{_fmt(at_half['f1'])} | {_fmt(at_half['accuracy'])} |"
+            f"| threshold 0.5 | 0.5 | {_number(at_half['sensitivity'])} | "
+            f"{_number(at_half['specificity'])} | {_number(at_half['precision'])} | "
+            f"{_number(at_half['f1'])} | {_number(at_half['accuracy'])} |"
         )
     lines += [
         "",
@@ -168,12 +131,15 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     class_names = list(class_names)
     paths = {role: out_dir / name for role, name in REPORT_FILES.items()}
-    paths["metrics"].write_text(
-        json.dumps(_clean(metrics), indent=2, default=_json_default) + "\n", encoding="utf-8"
-    )
+    paths["metrics"].write_text(dumps(metrics), encoding="utf-8")
     paths["report"].write_text(markdown_report(metrics, title), encoding="utf-8")
     plots.plot_confusion_matrix(metrics["confusion_matrix"], class_names, paths["confusion_matrix"])
     plots.plot_roc_curves(y_true, y_prob, class_names, paths["roc_curves"],
                           per_class=metrics.get("per_class"))
     plots.plot_per_class_bars(metrics["per_class"], class_names, paths["per_class_bars"])
     return paths
+
+
+def _number(value, digits: int = 3) -> str:
+    """Counts stay whole, everything else `digits` decimals ("n/a" when missing)."""
+    return number(value, digits, integers=True)

@@ -39,12 +39,15 @@ def _concatenated_parts(model):
     import numpy as np
     from keras import layers
 
+    from skinkeras.models.classifier import FUSION, HIDDEN, PREDICTIONS
+    from skinkeras.models.soft_attention import CONCAT, FLATTEN, POOL_ATTENDED, POOL_FEATURES
+
     names = {layer.name for layer in model.layers}
-    consumer_name = "hidden" if "hidden" in names else "predictions"
+    consumer_name = HIDDEN if HIDDEN in names else PREDICTIONS
     if consumer_name not in names or not isinstance(model.get_layer(consumer_name), layers.Dense):
         return None
     consumer = model.get_layer(consumer_name)
-    fused = list(model.get_layer("fusion").input) if "fusion" in names else [consumer.input]
+    fused = list(model.get_layer(FUSION).input) if FUSION in names else [consumer.input]
     kernel = np.asarray(consumer.get_weights()[0])
     parts, offset = [], 0
     for tensor in fused:
@@ -52,11 +55,11 @@ def _concatenated_parts(model):
         rows = kernel[offset:offset + width]
         offset += width
         flatten_layer = tensor._keras_history.operation
-        sa_prefix = flatten_layer.name[: -len("_flatten")] if flatten_layer.name.endswith("_sa_flatten") else None
-        if sa_prefix and f"{sa_prefix}_concat" in names:
+        sa_prefix = flatten_layer.name[: -len(FLATTEN)] if flatten_layer.name.endswith(FLATTEN) else None
+        if sa_prefix and sa_prefix + CONCAT in names and sa_prefix + POOL_FEATURES in names:
             # Flatten(Dropout(ReLU(concat([f, a], channels)))): rows are ordered (h, w, 2C).
-            pooled = [model.get_layer(f"{sa_prefix}_pool_features").output,
-                      model.get_layer(f"{sa_prefix}_pool_attended").output]
+            pooled = [model.get_layer(sa_prefix + POOL_FEATURES).output,
+                      model.get_layer(sa_prefix + POOL_ATTENDED).output]
             height, width_, channels = (int(d) for d in pooled[0].shape[1:])
             grid = rows.reshape(height, width_, 2 * channels, -1)
             for index, part in enumerate(pooled):
@@ -104,6 +107,8 @@ def rescale_concatenations(model, scales):
     import numpy as np
     from keras import layers
 
+    from skinkeras.models.classifier import HIDDEN, PREDICTIONS
+
     found = _concatenated_parts(model) if scales is not None else None
     if found is None:
         return model
@@ -122,8 +127,8 @@ def rescale_concatenations(model, scales):
                          name=consumer.name)
     x = dense(layers.Concatenate(name=f"{consumer.name}_inputs")(flat))
     dense.set_weights([np.concatenate(rows), np.asarray(consumer.get_weights()[1])])
-    if consumer.name == "hidden":
-        x = model.get_layer("predictions")(x)  # the Dropout between them is the identity here
+    if consumer.name == HIDDEN:
+        x = model.get_layer(PREDICTIONS)(x)  # the Dropout between them is the identity here
     return keras.Model(model.input, x, name=model.name)  # see center_logits: names cost bytes
 
 
@@ -162,10 +167,12 @@ def center_logits(model, inputs):
     import numpy as np
     from keras import layers
 
+    from skinkeras.models.classifier import PREDICTIONS
+
     if len(model.outputs) != 1:
         return model
     dense, node_index, _ = model.outputs[0]._keras_history
-    if (dense.name != "predictions" or not isinstance(dense, layers.Dense)
+    if (dense.name != PREDICTIONS or not isinstance(dense, layers.Dense)
             or getattr(dense.activation, "__name__", "") != "softmax"):
         return model
     # This graph's input to the Dense: the layer may also be called in another graph
@@ -174,7 +181,7 @@ def center_logits(model, inputs):
     kernel, bias = (np.asarray(w) for w in dense.get_weights())
     values = np.asarray(keras.Model(model.input, features).predict_on_batch(inputs))
     k = logits_reference_class(values @ kernel + bias)
-    centered = layers.Dense(int(dense.units), activation="softmax", dtype=dense.dtype_policy, name="predictions")
+    centered = layers.Dense(int(dense.units), activation="softmax", dtype=dense.dtype_policy, name=PREDICTIONS)
     output = centered(features)
     centered.set_weights([kernel - kernel[:, k:k + 1], bias - bias[k]])
     log.info("int8: logits relative to class %d", k)

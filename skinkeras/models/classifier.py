@@ -26,6 +26,13 @@ from skinkeras.models.heads import HEADS
 from skinkeras.models.metadata_branch import METADATA_BRANCHES, metadata_branch
 from skinkeras.preprocessing.scaling import InputScaling
 
+# The layer names exporters rely on (the int8 head rescaling and logit centering in
+# `skinkeras.export.tflite`): the softmax Dense, the optional hidden Dense before it, and the
+# concatenation of image and metadata features.
+PREDICTIONS = "predictions"
+HIDDEN = "hidden"
+FUSION = "fusion"
+
 
 @dataclass(frozen=True)
 class ClassifierConfig:
@@ -137,12 +144,12 @@ def build_classifier(
         meta = keras.Input((int(config.metadata_features),), name="metadata")
         inputs["metadata"] = meta
         meta_features = metadata_branch(meta, config.metadata, dtype=dtype, name="metadata")
-        x = layers.Concatenate(dtype=dtype, name="fusion")([x, meta_features])
+        x = layers.Concatenate(dtype=dtype, name=FUSION)([x, meta_features])
     if config.hidden_units:
-        x = layers.Dense(int(config.hidden_units), activation="relu", dtype=dtype, name="hidden")(x)
+        x = layers.Dense(int(config.hidden_units), activation="relu", dtype=dtype, name=HIDDEN)(x)
     if config.dropout:
         x = layers.Dropout(float(config.dropout), dtype=dtype, name="dropout")(x)
-    outputs = layers.Dense(int(config.num_classes), activation="softmax", dtype="float32", name="predictions")(x)
+    outputs = layers.Dense(int(config.num_classes), activation="softmax", dtype="float32", name=PREDICTIONS)(x)
     model_name = name or f"{config.backbone.lower()}_{config.head}" + (
         f"_{config.metadata}" if config.metadata else ""
     )

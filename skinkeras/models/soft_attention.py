@@ -17,6 +17,10 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+# Suffixes of the soft-attention module's layer names after its `name` (the int8 export finds the
+# two pooled maps of the concatenation by them: `skinkeras.export.tflite`).
+POOL_FEATURES, POOL_ATTENDED, CONCAT, FLATTEN = "_pool_features", "_pool_attended", "_concat", "_flatten"
+
 
 @keras.saving.register_keras_serializable(package="skinkeras")
 class SoftAttention(layers.Layer):
@@ -129,13 +133,13 @@ def soft_attention_module(
     attended = SoftAttention(
         num_heads=num_heads, gamma_init=gamma_init, dtype=dtype, name=f"{name}_soft_attention"
     )(features)
-    pooled_features = layers.MaxPooling2D(2, padding="same", dtype=dtype, name=f"{name}_pool_features")(
+    pooled_features = layers.MaxPooling2D(2, padding="same", dtype=dtype, name=name + POOL_FEATURES)(
         features
     )
-    pooled_attended = layers.MaxPooling2D(2, padding="same", dtype=dtype, name=f"{name}_pool_attended")(
+    pooled_attended = layers.MaxPooling2D(2, padding="same", dtype=dtype, name=name + POOL_ATTENDED)(
         attended
     )
-    x = layers.Concatenate(dtype=dtype, name=f"{name}_concat")([pooled_features, pooled_attended])
+    x = layers.Concatenate(dtype=dtype, name=name + CONCAT)([pooled_features, pooled_attended])
     x = layers.ReLU(dtype=dtype, name=f"{name}_relu")(x)
     x = layers.Dropout(dropout, dtype=dtype, name=f"{name}_dropout")(x)
-    return layers.Flatten(dtype=dtype, name=f"{name}_flatten")(x)
+    return layers.Flatten(dtype=dtype, name=name + FLATTEN)(x)
