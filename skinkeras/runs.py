@@ -1,7 +1,7 @@
 """What the command line does with a run, whatever its task: train, evaluate, predict, export.
 
 Each function reads the run's task (config.json) and calls that task's part (`Task` in
-`skinkeras.engine.tasks`); cross-validation runs go through `skinkeras.engine.crossval`. Evaluation
+`skinkeras.tasks`); cross-validation runs go through `skinkeras.engine.crossval`. Evaluation
 is always predictions first (a predictions file beside the metrics), then the task's scores of it.
 """
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 from skinkeras.engine.crossval import evaluate_folds, is_cross_validation, train_folds
 from skinkeras.engine.run_directory import RunDirectory, as_run
-from skinkeras.engine.tasks import get_task
 from skinkeras.errors import SkinkerasError
+from skinkeras.tasks import get_task
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Loading `.keras` files that contain skinkeras layers and losses, in Keras safe mode.
 
 Keras finds registered classes only once their modules have been imported. Which modules register
-what is said once, by each task (`Task.serializable` in `skinkeras.engine.tasks`): `load_model`
+what is said once, by each task (`Task.serializable` in `skinkeras.tasks`): `load_model`
 imports those of every registered task (packages with all their submodules), then loads with
 `safe_mode=True` (no arbitrary code: lambdas in a file from elsewhere are refused).
 """
@@ -19,7 +19,7 @@ _imported: set[str] = set()
 
 def import_registered_objects() -> None:
     """Imports every module that a registered task names as registering serializable Keras objects."""
-    from skinkeras.engine.tasks import all_tasks
+    from skinkeras.tasks import all_tasks
 
     for task in all_tasks():
         for name in task.serializable:
@@ -47,14 +47,3 @@ def load_model(path, *, compile: bool = True):
         raise SkinkerasError(f"no model file at {path}")
     import_registered_objects()
     return keras.models.load_model(path, safe_mode=True, compile=compile)
-
-
-def load_run_model(run_dir, which: str = "best"):
-    """The run's best (or last) model, loaded in Keras safe mode."""
-    from skinkeras.engine.run_directory import as_run
-
-    run = as_run(run_dir)
-    path = run.model_file(which)
-    if not path.exists():
-        raise SkinkerasError(f"no {which} model in {run.path} (expected {path})")
-    return load_model(path)

@@ -131,7 +131,7 @@ def test_no_module_outside_the_run_directory_spells_a_run_file_name():
 
 
 def test_every_registered_task_part_resolves():
-    from skinkeras.engine.tasks import ROLES, all_tasks
+    from skinkeras.tasks import ROLES, all_tasks
 
     names = {task.name for task in all_tasks()}
     assert {"classification", "segmentation", "two_stage"} <= names

@@ -6,7 +6,13 @@ from pathlib import Path
 import pytest
 
 from skinkeras.errors import ConfigError
-from skinkeras.experiments import apply_overrides, get_experiment, list_experiments, load_config, save_config
+from skinkeras.experiments import (
+    apply_overrides,
+    get_experiment,
+    list_experiments,
+    load_config,
+    save_config,
+)
 from skinkeras.experiments.config import ExperimentConfig
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -80,9 +86,9 @@ def test_unknown_experiment_lists_known_ones():
 
 
 def test_task_is_checked_and_its_section_chosen_by_task():
-    from skinkeras.engine.tasks import get_task
     from skinkeras.systems.classification.train import train
     from skinkeras.systems.two_stage.config import TwoStageConfig
+    from skinkeras.tasks import get_task
 
     with pytest.raises(ConfigError, match="unknown task 'detection'; registered: classification"):
         apply_overrides(ExperimentConfig(), ["task=detection"])

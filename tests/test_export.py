@@ -130,8 +130,8 @@ def exported(tmp_path_factory, fmt="saved_model", quantize="float32", **options)
 
 def run_model(run_dir):
     """(spec, Keras model) of a run, loaded once."""
+    from skinkeras.engine.run_directory import load_run_model
     from skinkeras.export.serving import load_run_spec
-    from skinkeras.saving import load_run_model
 
     key = ("model", str(run_dir))
     if key not in _RUNS:
@@ -292,8 +292,8 @@ def builtin_only(model_file) -> list[str]:
 
 
 def test_tflite_float32_matches_keras_with_builtin_ops_only(tmp_path_factory):
-    from skinkeras.export.predictor import TFLitePredictor
     from skinkeras.export.litert import LiteRTModel
+    from skinkeras.export.predictor import TFLitePredictor
 
     run_dir, result = exported(tmp_path_factory, "tflite", "float32")
     path = Path(result["path"])
@@ -364,8 +364,12 @@ def test_centered_logits_keep_the_probabilities_and_leave_the_model_alone(head, 
     hidden Dense: the centered model keeps that graph (its rescaled parts), not the original."""
     import keras
 
-    from skinkeras.export.tflite import (center_logits, concatenation_scales, logits_reference_class,
-                                         rescale_concatenations)
+    from skinkeras.export.tflite import (
+        center_logits,
+        concatenation_scales,
+        logits_reference_class,
+        rescale_concatenations,
+    )
     from skinkeras.models.classifier import ClassifierConfig, build_classifier
 
     keras.utils.set_random_seed(1)
@@ -496,8 +500,8 @@ def test_int8_ranges_are_measured_and_the_logits_range_serves_the_top_1(tmp_path
 
 
 def test_int8_needs_training_images(tmp_path_factory):
-    from skinkeras.export.tflite import convert
     from skinkeras.export.serving import load_run_spec
+    from skinkeras.export.tflite import convert
 
     run_dir = fake_run(tmp_path_factory)
     with pytest.raises(SkinkerasError, match="representative"):
@@ -587,10 +591,10 @@ def test_every_head_exports_with_parity(tmp_path_factory, head, metadata):
 @pytest.mark.parametrize("head", HEADS)
 @pytest.mark.parametrize("backbone", ["MobileNetV2", "MobileNetV3Small", "MobileNetV3Large", "NASNetMobile"])
 def test_every_mobile_backbone_converts_with_builtin_ops(tmp_path_factory, backbone, head):
-    from skinkeras.export.serving import load_run_spec
+    from skinkeras.engine.run_directory import load_run_model
     from skinkeras.export.litert import LiteRTModel
+    from skinkeras.export.serving import load_run_spec
     from skinkeras.export.tflite import convert
-    from skinkeras.saving import load_run_model
 
     run_dir = fake_run(tmp_path_factory, backbone=backbone, head=head, metadata="gessert")
     spec = load_run_spec(run_dir)

@@ -45,7 +45,11 @@ def _classification_models(run: Path):
     from skinkeras.engine.run_data import RunData
     from skinkeras.experiments.config import load_config
     from skinkeras.systems.classification.model import build_model
-    from skinkeras.training.objectives import classification_loss, classification_metrics, optimizer
+    from skinkeras.training.objectives import (
+        classification_loss,
+        classification_metrics,
+        optimizer,
+    )
 
     config = load_config(run / "config.json")
     preprocessing = json.loads((run / "preprocessing.json").read_text())
@@ -64,7 +68,12 @@ def _classification_models(run: Path):
 
 
 def test_a_legacy_classification_run_evaluates_predicts_exports_and_resumes(legacy_ham, tmp_path):
-    from skinkeras.runs import evaluate_run, export_run, load_predictor, train_experiment
+    from skinkeras.runs import (
+        evaluate_run,
+        export_run,
+        load_predictor,
+        train_experiment,
+    )
 
     run = legacy_copy("classification", tmp_path / "run", DATA_ROOT=legacy_ham)
     legacy_config = json.loads((run / "config.json").read_text())

@@ -54,7 +54,6 @@ def test_fake_quant_clone_shares_weights_and_rounds_where_tflite_rounds():
 
     from skinkeras.quantization.fake_quant import FakeQuant
     from skinkeras.quantization.simulate import freeze_batchnorm, with_fake_quant
-
     from tests.test_export import calibrate_batchnorm
 
     model = calibrate_batchnorm(_tiny_classifier())
@@ -107,8 +106,8 @@ def source_run(tmp_path_factory):
 def test_finetune_int8_writes_a_new_run_that_evaluates_and_exports(source_run, tmp_path, capsys):
     from skinkeras.cli import main
     from skinkeras.export.run_export import export_run
-    from skinkeras.saving import load_model
     from skinkeras.quantization.fake_quant import FakeQuant
+    from skinkeras.saving import load_model
 
     out = tmp_path / "qat"
     assert main(["finetune-int8", str(source_run), "--out", str(out), "--epochs", "2",
@@ -131,7 +130,9 @@ def test_finetune_int8_writes_a_new_run_that_evaluates_and_exports(source_run, t
 
 
 def test_finetune_int8_refuses_bad_requests(source_run, tmp_path):
-    from skinkeras.quantization.finetune import finetune_quantization_aware
+    from skinkeras.systems.classification.finetune_int8 import (
+        finetune_quantization_aware,
+    )
 
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "file").write_text("x")
@@ -154,7 +155,7 @@ def test_int8_conversion_uses_the_fine_tuned_ranges(tmp_path):
 
     run_dir = make_fake_run(tmp_path / "run", metadata=None)
     spec = load_run_spec(run_dir)
-    from skinkeras.saving import load_run_model
+    from skinkeras.engine.run_directory import load_run_model
 
     model = calibrate_batchnorm(load_run_model(run_dir))
     rng = np.random.default_rng(0)
@@ -185,11 +186,14 @@ def test_int8_conversion_uses_the_fine_tuned_ranges(tmp_path):
 def test_split_hard_swish_tuning_rounds_its_three_parts_and_its_export_splits(tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
+    from skinkeras.engine.run_directory import load_run_model
     from skinkeras.export.serving import load_run_spec
     from skinkeras.export.tflite import convert
-    from skinkeras.quantization.fake_quant import fake_quant_ranges, uses_split_hard_swish
+    from skinkeras.quantization.fake_quant import (
+        fake_quant_ranges,
+        uses_split_hard_swish,
+    )
     from skinkeras.quantization.simulate import freeze_batchnorm, with_fake_quant
-    from skinkeras.saving import load_run_model
     from tests.test_export import calibrate_batchnorm, make_fake_run
 
     run_dir = make_fake_run(tmp_path / "run", metadata=None)

@@ -12,7 +12,6 @@ import pytest
 from skinkeras.errors import SkinkerasError
 from skinkeras.experiments.config import ExperimentConfig
 from skinkeras.experiments.sections import DataConfig, TrainConfig
-from skinkeras.systems.segmentation.config import SegmentationConfig
 from skinkeras.segmentation.losses import (
     DiceBCELoss,
     MeanDice,
@@ -22,6 +21,7 @@ from skinkeras.segmentation.losses import (
     soft_dice,
     thresholded_jaccard,
 )
+from skinkeras.systems.segmentation.config import SegmentationConfig
 
 
 def _masks():

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skinkeras.engine.tasks import Task, register_task
+from skinkeras.tasks import Task, register_task
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MODULE = "tests.test_task_plugins"
@@ -98,8 +98,8 @@ def _colours(paths):
 
 def predict(run_dir, data_root, *, dataset=None, split="test", fold=None, **_):
     from skinkeras.engine.run_data import evaluation_table
+    from skinkeras.engine.run_directory import load_run_model
     from skinkeras.evaluation.predictions import Predictions
-    from skinkeras.saving import load_run_model
 
     table = evaluation_table(run_dir, data_root, dataset, split)
     probabilities = load_run_model(run_dir).predict({"colour": _colours(table.samples["image_path"])}, verbose=0)
@@ -115,9 +115,8 @@ class ToyPredictor:
     keras_model = None
 
     def __init__(self, run_dir):
-        from skinkeras.engine.run_directory import RunDirectory
+        from skinkeras.engine.run_directory import RunDirectory, load_run_model
         from skinkeras.export.serving import RunSpec
-        from skinkeras.saving import load_run_model
 
         run = RunDirectory(run_dir)
         self.spec = RunSpec(class_names=tuple(run.read_preprocessing()["class_names"]), image_size=1, metadata=None)
@@ -134,9 +133,12 @@ def export(run_dir, fmt="saved_model", *, out_dir=None, force=False, **_):
     import keras
     import tensorflow as tf
 
-    from skinkeras.engine.run_directory import RunDirectory
-    from skinkeras.export.serving import finish_out_dir, prepare_out_dir, write_sidecar_files
-    from skinkeras.saving import load_run_model
+    from skinkeras.engine.run_directory import RunDirectory, load_run_model
+    from skinkeras.export.serving import (
+        finish_out_dir,
+        prepare_out_dir,
+        write_sidecar_files,
+    )
 
     run = RunDirectory(run_dir)
     model = load_run_model(run)

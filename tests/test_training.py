@@ -52,8 +52,8 @@ def run_cli(args, env_extra=None, **kwargs):
 
 
 def test_train_writes_a_complete_run_directory(tiny_ham, tmp_path):
+    from skinkeras.engine.run_directory import load_run_model
     from skinkeras.runs import evaluate_run
-    from skinkeras.saving import load_run_model
     from skinkeras.systems.classification.train import train
 
     run = tmp_path / "run"

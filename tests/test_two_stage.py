@@ -136,7 +136,7 @@ def test_two_stage_end_to_end_with_resume_and_report(isic_no_test, tmp_path):
     # Each model is a complete classification run with the paper's head: SE -> GAP -> Dense -> Dense(3).
     one = TwoStageRun(run).member("segmented", "MobileNetV2").path
     assert (one / "best.keras").exists() and (one / "run.json").exists()
-    from skinkeras.saving import load_run_model
+    from skinkeras.engine.run_directory import load_run_model
 
     model = load_run_model(one)
     assert model.get_layer("hidden").units == 16 and model.output.shape[-1] == 3

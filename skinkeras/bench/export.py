@@ -69,12 +69,11 @@ def measure(args) -> list[dict]:
     import numpy as np
     import tensorflow as tf
 
-    from skinkeras.engine.run_directory import RunDirectory
-    from skinkeras.export.serving import directory_size, load_run_spec
+    from skinkeras.engine.run_directory import RunDirectory, load_run_model
     from skinkeras.export.litert import MODEL_FILE, LiteRTModel
     from skinkeras.export.samples import held_out_table, iterate_samples
+    from skinkeras.export.serving import directory_size, load_run_spec
     from skinkeras.export.verify import SavedModelRunner, compare_predictions
-    from skinkeras.saving import load_run_model
 
     run_dir = Path(args.run_dir)
     spec = load_run_spec(run_dir)

@@ -38,7 +38,11 @@ def measure(root: str, experiment: str, image_size: int, batch_size: int, steps:
     from skinkeras.experiments import apply_overrides, get_experiment
     from skinkeras.systems.classification.data import make_dataset, prepare_data
     from skinkeras.systems.classification.model import build_model
-    from skinkeras.training.objectives import class_counts, classification_loss, optimizer
+    from skinkeras.training.objectives import (
+        class_counts,
+        classification_loss,
+        optimizer,
+    )
 
     tmp = tempfile.TemporaryDirectory()
     run = RunDirectory(tmp.name)

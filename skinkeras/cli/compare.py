@@ -66,8 +66,8 @@ def run(args) -> int:
     import json
     from pathlib import Path
 
-    from skinkeras.engine.run_directory import atomic_write_text, write_json
     from skinkeras.evaluation.compare import compare_predictions, markdown
+    from skinkeras.files import atomic_write_text, write_json
 
     systems = load_systems(args.sources, args.split, args.model)
     result = compare_predictions(systems, args.metric, n_permutations=args.permutations,

@@ -28,7 +28,9 @@ def register(subparsers) -> None:
 def run(args) -> int:
     import json
 
-    from skinkeras.quantization.finetune import finetune_quantization_aware
+    from skinkeras.systems.classification.finetune_int8 import (
+        finetune_quantization_aware,
+    )
 
     summary = finetune_quantization_aware(args.run_dir, args.out, epochs=args.epochs,
                                           learning_rate=args.learning_rate,

@@ -12,7 +12,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     import json
 
-    from skinkeras.engine.tasks import ROLES, all_tasks
+    from skinkeras.tasks import ROLES, all_tasks
 
     rows = []
     for task in all_tasks():

@@ -19,9 +19,10 @@ import dataclasses
 import logging
 
 from skinkeras.engine.run_data import load_table, write_split
-from skinkeras.engine.run_directory import Evaluation, RunDirectory, as_run, write_json
-from skinkeras.engine.tasks import get_task
+from skinkeras.engine.run_directory import Evaluation, RunDirectory, as_run
 from skinkeras.errors import ConfigError, SkinkerasError
+from skinkeras.files import write_json
+from skinkeras.tasks import get_task
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,9 @@ from typing import Callable
 
 import keras
 
-from skinkeras.engine.run_directory import RunDirectory, as_run, write_json
+from skinkeras.engine.run_directory import RunDirectory, as_run
 from skinkeras.errors import SkinkerasError
+from skinkeras.files import write_json
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,9 @@ import dataclasses
 import json
 import logging
 
-from skinkeras.engine.run_directory import RunDirectory, as_run, write_json
+from skinkeras.engine.run_directory import RunDirectory, as_run
 from skinkeras.errors import SkinkerasError
+from skinkeras.files import write_json
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,6 @@ and member models: `skinkeras.systems.two_stage.run_files`).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from skinkeras.errors import SkinkerasError
@@ -174,23 +173,16 @@ class RunDirectory:
         return self.read_json(SUMMARY, default={})
 
 
-def atomic_write_text(path, text: str) -> Path:
-    """Writes `text` to `path` through a `.partial` sibling renamed into place (a kill never
-    leaves half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
-    return path
-
-
-def write_json(path, data) -> Path:
-    """JSON with numpy scalars as plain numbers, written atomically."""
-    from skinkeras.evaluation.formatting import json_default
-
-    return atomic_write_text(path, json.dumps(data, indent=2, default=json_default) + "\n")
-
-
 def as_run(run) -> RunDirectory:
     return run if isinstance(run, RunDirectory) else RunDirectory(run)
+
+
+def load_run_model(run_dir, which: str = "best"):
+    """The run's best (or last) model, loaded in Keras safe mode."""
+    from skinkeras.saving import load_model
+
+    run = as_run(run_dir)
+    path = run.model_file(which)
+    if not path.exists():
+        raise SkinkerasError(f"no {which} model in {run.path} (expected {path})")
+    return load_model(path)

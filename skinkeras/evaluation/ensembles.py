@@ -150,7 +150,11 @@ class SklearnStacker(Ensemble):
 
 
 def _stacker(name: str, seed: int) -> SklearnStacker:
-    from sklearn.ensemble import ExtraTreesClassifier, GradientBoostingClassifier, RandomForestClassifier
+    from sklearn.ensemble import (
+        ExtraTreesClassifier,
+        GradientBoostingClassifier,
+        RandomForestClassifier,
+    )
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.svm import SVC
 

@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from skinkeras.files import json_default
+
 MISSING = "n/a"
 
 
@@ -88,19 +90,6 @@ def markdown_table(header, rows) -> list[str]:
 def sort_key(value) -> float:
     """For picking the best row: a missing value sorts below every number."""
     return float(value) if is_number(value) else -1.0
-
-
-def json_default(value):
-    """`json.dumps(default=...)` for NumPy scalars and arrays (non-finite floats become None)."""
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value) if np.isfinite(value) else None
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
 def clean_json(value):

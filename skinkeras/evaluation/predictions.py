@@ -113,7 +113,7 @@ class Predictions:
 
     def write(self, path) -> Path:
         """Writes the CSV atomically (full float precision)."""
-        from skinkeras.engine.run_directory import atomic_write_text
+        from skinkeras.files import atomic_write_text
 
         return atomic_write_text(path, self.frame.to_csv(index=False, float_format="%.17g"))
 

@@ -23,7 +23,6 @@ import types
 import typing
 from pathlib import Path
 
-from skinkeras.engine.tasks import get_task
 from skinkeras.errors import ConfigError
 from skinkeras.experiments.sections import (
     COMMON_SECTIONS,
@@ -33,6 +32,7 @@ from skinkeras.experiments.sections import (
     SplitConfig,
     TrainConfig,
 )
+from skinkeras.tasks import get_task
 
 TOP_LEVEL = ("name", "description", "task", "task_module")
 # Sections every config.json had before tasks brought their own (dropped when not the run's task).

@@ -1,6 +1,6 @@
 """The config sections every experiment has: data, split, model, train.
 
-A task adds its own section (`skinkeras.engine.tasks.Task.config`), stored under the task's name;
+A task adds its own section (`skinkeras.tasks.Task.config`), stored under the task's name;
 see `skinkeras.experiments.config.ExperimentConfig`.
 """
 

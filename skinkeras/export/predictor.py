@@ -94,8 +94,8 @@ class RunPredictor(Predictor):
     kind = "run"
 
     def __init__(self, run_dir):
+        from skinkeras.engine.run_directory import load_run_model
         from skinkeras.export.serving import load_run_spec
-        from skinkeras.saving import load_run_model
 
         super().__init__(load_run_spec(run_dir))
         self.keras_model = load_run_model(run_dir)

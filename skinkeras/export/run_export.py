@@ -41,14 +41,25 @@ def export_run(run_dir, fmt: str = "saved_model", *, quantize: str = "float32", 
     activation ranges it was tuned for (its int8_ranges.json), and `int8_split_hard_swish=None`
     (the default) means: split when the run was tuned split, else not.
     """
+    from skinkeras.engine.run_directory import load_run_model
     from skinkeras.export.litert import MODEL_FILE
     from skinkeras.export.samples import default_data_root
-    from skinkeras.export.serving import EXPORT_INFO_FILE, export_serving_saved_model, load_run_spec
+    from skinkeras.export.serving import (
+        EXPORT_INFO_FILE,
+        export_serving_saved_model,
+        load_run_spec,
+    )
     from skinkeras.export.tflite import (
-        DEFAULT_CALIBRATION_SAMPLES, QUANTIZATIONS, export_tflite, representative_dataset)
+        DEFAULT_CALIBRATION_SAMPLES,
+        QUANTIZATIONS,
+        export_tflite,
+        representative_dataset,
+    )
     from skinkeras.export.verify import verify_export
-    from skinkeras.quantization.fake_quant import load_fake_quant_ranges, uses_split_hard_swish
-    from skinkeras.saving import load_run_model
+    from skinkeras.quantization.fake_quant import (
+        load_fake_quant_ranges,
+        uses_split_hard_swish,
+    )
 
     run_dir = Path(run_dir)
     if fmt not in FORMATS:

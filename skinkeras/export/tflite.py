@@ -40,7 +40,12 @@ def _concatenated_parts(model):
     from keras import layers
 
     from skinkeras.models.classifier import FUSION, HIDDEN, PREDICTIONS
-    from skinkeras.models.soft_attention import CONCAT, FLATTEN, POOL_ATTENDED, POOL_FEATURES
+    from skinkeras.models.soft_attention import (
+        CONCAT,
+        FLATTEN,
+        POOL_ATTENDED,
+        POOL_FEATURES,
+    )
 
     names = {layer.name for layer in model.layers}
     consumer_name = HIDDEN if HIDDEN in names else PREDICTIONS
@@ -365,7 +370,11 @@ def export_tflite(model, spec, out_dir, quantize: str = "float32", *, representa
                   force: bool = False, info: dict | None = None, **convert_options) -> Path:
     """Writes `out_dir/model.tflite`, labels.txt, metadata_encoding.json and export.json atomically.
     `convert_options`: `per_channel`, `split_hard_swish` of `convert` (int8)."""
-    from skinkeras.export.serving import finish_out_dir, prepare_out_dir, write_sidecar_files
+    from skinkeras.export.serving import (
+        finish_out_dir,
+        prepare_out_dir,
+        write_sidecar_files,
+    )
 
     partial = prepare_out_dir(out_dir, force=force)
     flatbuffer = convert(model, spec, quantize, representative=representative, **convert_options)

@@ -51,8 +51,8 @@ def thresholds(kind: str) -> dict:
 
 def export_kind(path) -> tuple[str, Path]:
     """("saved_model", dir) or (quantization, model.tflite path) of an export path."""
-    from skinkeras.export.serving import EXPORT_INFO_FILE
     from skinkeras.export.litert import MODEL_FILE
+    from skinkeras.export.serving import EXPORT_INFO_FILE
 
     path = Path(path)
     if (path / "saved_model.pb").exists():
@@ -157,10 +157,10 @@ def verify_export(export_path, run_dir, *, data_root=None, split: str = "test", 
     Returns the figures of `compare_predictions` (plus paths); writes them as verification.json
     beside the export when `write`. `model`: the run's Keras model if already loaded.
     """
-    from skinkeras.export.serving import VERIFICATION_FILE, load_run_spec
+    from skinkeras.engine.run_directory import load_run_model
     from skinkeras.export.litert import LiteRTModel
     from skinkeras.export.samples import held_out_table, iterate_samples
-    from skinkeras.saving import load_run_model
+    from skinkeras.export.serving import VERIFICATION_FILE, load_run_spec
 
     kind, path = export_kind(export_path)
     spec = load_run_spec(run_dir)

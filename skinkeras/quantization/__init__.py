@@ -1,3 +1,4 @@
-"""Quantization-aware fine-tuning for the int8 export: the `FakeQuant` layer and the ranges file
-(`fake_quant`), the graph surgery that simulates TFLite's rounding (`simulate`) and the
-`skinkeras finetune-int8` workflow on the fit engine (`finetune`)."""
+"""Simulating int8 rounding for the int8 export: the `FakeQuant` layer and the ranges file
+(`fake_quant`) and the graph surgery that puts it where TFLite rounds (`simulate`). The
+`skinkeras finetune-int8` workflow is the classification system's
+(`skinkeras.systems.classification.finetune_int8`)."""

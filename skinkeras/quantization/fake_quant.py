@@ -1,7 +1,7 @@
 """The `FakeQuant` layer (int8 rounding where TFLite rounds, trainable through) and the ranges file
 a quantization-aware fine-tuned run keeps for its int8 export (`int8_ranges.json`).
 
-See `skinkeras.quantization.finetune` for why and what was measured.
+See `skinkeras.systems.classification.finetune_int8` for why and what was measured.
 """
 
 from __future__ import annotations

@@ -13,8 +13,11 @@ import keras
 from keras import layers, ops
 
 from skinkeras.errors import SkinkerasError
-from skinkeras.quantization.fake_quant import SPLIT_SUFFIXES, FakeQuant, uses_split_hard_swish
-
+from skinkeras.quantization.fake_quant import (
+    SPLIT_SUFFIXES,
+    FakeQuant,
+    uses_split_hard_swish,
+)
 
 _ROUNDED_OUTPUTS = (layers.BatchNormalization, layers.ReLU, layers.Activation, layers.Add, layers.Multiply,
                     layers.Rescaling, layers.GlobalAveragePooling2D, layers.AveragePooling2D, layers.Dense,

@@ -33,8 +33,8 @@ def write_model_card(run_dir, out_dir, *, export_info: dict | None = None) -> Pa
             path), "verification" (a dict of check -> value; "passed" is shown first), and any
             other key -> value, shown as rows.
     """
-    from skinkeras.engine.run_directory import atomic_write_text
     from skinkeras.export.model_card import describe, results
+    from skinkeras.files import atomic_write_text
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,11 @@ from __future__ import annotations
 import datetime
 
 from skinkeras.evaluation.formatting import markdown_table
-from skinkeras.export.model_card.facts import count_parameters, describe_dataset, split_table
+from skinkeras.export.model_card.facts import (
+    count_parameters,
+    describe_dataset,
+    split_table,
+)
 from skinkeras.export.model_card.texts import DATASET_BIAS, WARNING
 
 

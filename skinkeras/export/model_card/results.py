@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from skinkeras.evaluation.formatting import count, markdown_table, number, plain, size, with_interval
+from skinkeras.evaluation.formatting import (
+    count,
+    markdown_table,
+    number,
+    plain,
+    size,
+    with_interval,
+)
 from skinkeras.evaluation.formatting import interval as _interval
 from skinkeras.export.model_card.facts import TEST_SPLIT
 from skinkeras.export.serving import directory_size

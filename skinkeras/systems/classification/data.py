@@ -8,8 +8,9 @@ Elements: `({"image": float32[H, W, 3] in 0..255, "metadata": float32[F]}, one-h
 from __future__ import annotations
 
 from skinkeras.engine.run_data import RunData, limit_training, load_split_table
-from skinkeras.engine.run_directory import RunDirectory, write_json
+from skinkeras.engine.run_directory import RunDirectory
 from skinkeras.errors import SkinkerasError
+from skinkeras.files import write_json
 
 
 def prepare_data(config, run: RunDirectory, *, table=None) -> RunData:

@@ -29,7 +29,10 @@ def predict_table(model, table, preprocessing: dict, *, batch_size: int = 32, mu
     Returns `(labels, probabilities, image_ids)`; unreadable images are skipped by the pipeline.
     """
     from skinkeras.data.metadata import MetadataEncoding
-    from skinkeras.data.pipeline import make_classification_dataset, make_multicrop_dataset
+    from skinkeras.data.pipeline import (
+        make_classification_dataset,
+        make_multicrop_dataset,
+    )
 
     size = int(preprocessing["image_size"])
     metadata = MetadataEncoding.from_config(preprocessing["metadata"]) if preprocessing.get("metadata") else None
@@ -60,8 +63,8 @@ def predict_table(model, table, preprocessing: dict, *, batch_size: int = 32, mu
 def predict(run_dir, data_root, *, dataset: str | None = None, split: str = "test", multi_crop: bool = False,
             batch_size: int = 32, model=None, fold: int | None = None, **_):
     """The run's best model's predictions on `split` (see the module docstring)."""
+    from skinkeras.engine.run_directory import load_run_model
     from skinkeras.evaluation.predictions import Predictions
-    from skinkeras.saving import load_run_model
 
     run = as_run(run_dir)
     preprocessing = run.read_preprocessing()

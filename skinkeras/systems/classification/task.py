@@ -1,6 +1,6 @@
-"""Registers the "classification" task (see `skinkeras.engine.tasks`)."""
+"""Registers the "classification" task (see `skinkeras.tasks`)."""
 
-from skinkeras.engine.tasks import Task, register_task
+from skinkeras.tasks import Task, register_task
 
 TASK = register_task(Task(
     name="classification",

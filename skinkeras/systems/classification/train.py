@@ -23,7 +23,11 @@ def train(config, run_dir, *, resume: bool = False, verbose="auto", classifier_o
     from skinkeras.systems.classification.data import make_dataset, prepare_data
     from skinkeras.systems.classification.model import build_model
     from skinkeras.training.objectives import (
-        class_counts, classification_loss, classification_metrics, optimizer)
+        class_counts,
+        classification_loss,
+        classification_metrics,
+        optimizer,
+    )
 
     config, run, state = start_run(config, run_dir, resume=resume)
     data = prepare_data(config, run, table=table)

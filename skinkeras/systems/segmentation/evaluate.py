@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from skinkeras.engine.run_directory import as_run, write_json
+from skinkeras.engine.run_directory import as_run
 from skinkeras.errors import SkinkerasError
+from skinkeras.files import write_json
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,11 @@ def predict(run_dir, data_root=None, *, dataset=None, split: str = "test", batch
             fold: int | None = None, **_):
     """Per-image scores of the run's best model on `split` ("test", "val", "train" or "all")."""
     from skinkeras.evaluation.predictions import Predictions
-    from skinkeras.segmentation.losses import dice_per_image, jaccard_per_image, thresholded_jaccard
+    from skinkeras.segmentation.losses import (
+        dice_per_image,
+        jaccard_per_image,
+        thresholded_jaccard,
+    )
     from skinkeras.systems.segmentation.model import load_segmenter
 
     run = as_run(run_dir)
@@ -129,7 +134,7 @@ def score(predictions, out_dir, *, run_dir=None, data_root=None, dataset=None, s
         table = table.subset(table.samples["image_id"].isin(set(per_image["image_id"])))
         files["contours"] = plot_contours(model, image_size, table.subset(table.samples.index), per_image,
                                           out_dir / CONTOURS_FILE, threshold=metrics["threshold"])
-    from skinkeras.engine.run_directory import atomic_write_text
+    from skinkeras.files import atomic_write_text
 
     files["report"] = atomic_write_text(out_dir / "report.md", _report(title or (run.name if run else ""), metrics))
     return metrics, {name: str(path) for name, path in files.items()}

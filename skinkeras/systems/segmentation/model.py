@@ -46,7 +46,7 @@ def load_segmenter(run_dir, which: str = "best"):
         (model, image_size): the model maps raw RGB 0..255 `[B, S, S, 3]` to probabilities
         `[B, S, S, 1]`, S = image_size (from preprocessing.json).
     """
-    from skinkeras.saving import load_run_model
+    from skinkeras.engine.run_directory import load_run_model
 
     run = as_run(run_dir)
     if not run.preprocessing.exists():

@@ -1,7 +1,7 @@
-"""Registers the "segmentation" task (see `skinkeras.engine.tasks`)."""
+"""Registers the "segmentation" task (see `skinkeras.tasks`)."""
 
-from skinkeras.engine.tasks import Task, register_task
 from skinkeras.systems.segmentation.config import SegmentationConfig
+from skinkeras.tasks import Task, register_task
 
 TASK = register_task(Task(
     name="segmentation",

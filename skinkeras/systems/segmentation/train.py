@@ -16,9 +16,15 @@ from __future__ import annotations
 
 import logging
 
-from skinkeras.engine.run_data import check_images_once, limit_training, load_split_table, require_parts
-from skinkeras.engine.run_directory import RunDirectory, write_json
+from skinkeras.engine.run_data import (
+    check_images_once,
+    limit_training,
+    load_split_table,
+    require_parts,
+)
+from skinkeras.engine.run_directory import RunDirectory
 from skinkeras.errors import SkinkerasError
+from skinkeras.files import write_json
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from skinkeras.engine.run_data import read_split, with_stored_split, write_split
-from skinkeras.engine.run_directory import RunDirectory, write_json
+from skinkeras.engine.run_directory import RunDirectory
 from skinkeras.errors import ConfigError, SkinkerasError
+from skinkeras.files import write_json
 from skinkeras.systems.two_stage.run_files import VARIANTS, TwoStageRun
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,11 @@ import logging
 import numpy as np
 
 from skinkeras.errors import SkinkerasError
-from skinkeras.systems.two_stage.members import check_member, predict_member, read_members
+from skinkeras.systems.two_stage.members import (
+    check_member,
+    predict_member,
+    read_members,
+)
 from skinkeras.systems.two_stage.run_files import TwoStageRun
 
 log = logging.getLogger(__name__)

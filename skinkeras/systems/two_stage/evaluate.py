@@ -15,12 +15,26 @@ import logging
 import tempfile
 from pathlib import Path
 
-from skinkeras.engine.run_directory import write_json
 from skinkeras.errors import SkinkerasError
 from skinkeras.evaluation.formatting import number, sort_key
-from skinkeras.systems.two_stage.ensembling import fit_ensemble, stored_labels, variant_predictions
-from skinkeras.systems.two_stage.members import check_member, member_probabilities, member_table, read_members
-from skinkeras.systems.two_stage.report import COLUMNS, RADAR_AXES, markdown_report, row_metrics
+from skinkeras.files import write_json
+from skinkeras.systems.two_stage.ensembling import (
+    fit_ensemble,
+    stored_labels,
+    variant_predictions,
+)
+from skinkeras.systems.two_stage.members import (
+    check_member,
+    member_probabilities,
+    member_table,
+    read_members,
+)
+from skinkeras.systems.two_stage.report import (
+    COLUMNS,
+    RADAR_AXES,
+    markdown_report,
+    row_metrics,
+)
 from skinkeras.systems.two_stage.run_files import TwoStageRun
 
 log = logging.getLogger(__name__)
@@ -218,7 +232,7 @@ def score(predictions, out_dir, *, run_dir, split: str = "test", multi_crop: boo
     if split != "all" and run.crops_record.exists():
         metrics["crops"] = run.read_json(f"crops/{run.crops_record.name}")["stats"]
     files["metrics"] = write_json(out_dir / "metrics.json", metrics)
-    from skinkeras.engine.run_directory import atomic_write_text
+    from skinkeras.files import atomic_write_text
 
     files["report"] = atomic_write_text(out_dir / "report.md",
                                         markdown_report(metrics, title=title or f"{run.name}: two-stage evaluation"))

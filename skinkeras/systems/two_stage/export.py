@@ -100,7 +100,11 @@ def export_two_stage(run_dir, fmt: str = "saved_model", *, out_dir=None, force: 
     "verification", "model_card"} like the classification exporter."""
     from pathlib import Path
 
-    from skinkeras.export.serving import finish_out_dir, prepare_out_dir, write_sidecar_files
+    from skinkeras.export.serving import (
+        finish_out_dir,
+        prepare_out_dir,
+        write_sidecar_files,
+    )
     from skinkeras.systems.two_stage.predict import TwoStagePredictor
 
     run = TwoStageRun(run_dir)
@@ -140,8 +144,8 @@ def verify_against_pipeline(export_path, predictor, *, data_root=None, split: st
 
     from skinkeras.data.pipeline import read_image
     from skinkeras.engine.run_data import read_split
-    from skinkeras.engine.run_directory import write_json
     from skinkeras.export.verify import compare_predictions
+    from skinkeras.files import write_json
     from skinkeras.systems.two_stage.data import load_dataset_logged
 
     run, config = predictor.run, predictor.config

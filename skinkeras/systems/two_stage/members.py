@@ -57,7 +57,7 @@ def train_member(config, table, variant: str, backbone: str, run: TwoStageRun, *
 def member_probabilities(run: TwoStageRun, variant: str, backbone: str, images, class_names, *,
                          multi_crop: bool = False, batch_size: int = 32, model=None):
     """(image ids, probabilities in `class_names` order) of one member on `images` (a member table)."""
-    from skinkeras.saving import load_run_model
+    from skinkeras.engine.run_directory import load_run_model
     from skinkeras.systems.classification.evaluate import predict_table
 
     member = run.member(variant, backbone)

@@ -19,8 +19,8 @@ class TwoStagePredictor(Predictor):
     kind = "two_stage run"
 
     def __init__(self, run_dir):
+        from skinkeras.engine.run_directory import load_run_model
         from skinkeras.export.serving import RunSpec
-        from skinkeras.saving import load_run_model
         from skinkeras.systems.two_stage.data import load_segmenter
         from skinkeras.systems.two_stage.ensembling import deployed_ensemble
 

@@ -1,7 +1,7 @@
-"""Registers the "two_stage" task (see `skinkeras.engine.tasks`)."""
+"""Registers the "two_stage" task (see `skinkeras.tasks`)."""
 
-from skinkeras.engine.tasks import Task, register_task
 from skinkeras.systems.two_stage.config import TwoStageConfig
+from skinkeras.tasks import Task, register_task
 
 TASK = register_task(Task(
     name="two_stage",

@@ -17,10 +17,14 @@ import logging
 import time
 
 from skinkeras.engine.run_data import split_sizes
-from skinkeras.engine.run_directory import write_json
 from skinkeras.errors import ConfigError
+from skinkeras.files import write_json
 from skinkeras.systems.two_stage import data as stage_data
-from skinkeras.systems.two_stage.members import member_summary, predict_member, train_member
+from skinkeras.systems.two_stage.members import (
+    member_summary,
+    predict_member,
+    train_member,
+)
 from skinkeras.systems.two_stage.run_files import TwoStageRun
 
 log = logging.getLogger(__name__)

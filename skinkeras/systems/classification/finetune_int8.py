@@ -68,11 +68,15 @@ def finetune_quantization_aware(source_run, out_dir, *, epochs: int = 16, learni
     from skinkeras.engine.callbacks import atomic_write_json
     from skinkeras.engine.fit import FitResult, fit, write_summary
     from skinkeras.engine.run_data import check_images_once
+    from skinkeras.engine.run_directory import load_run_model
     from skinkeras.experiments.config import apply_overrides, save_config
     from skinkeras.quantization.simulate import freeze_batchnorm, with_fake_quant
-    from skinkeras.saving import load_run_model
     from skinkeras.systems.classification.data import make_dataset, prepare_data
-    from skinkeras.training.objectives import class_counts, classification_loss, classification_metrics
+    from skinkeras.training.objectives import (
+        class_counts,
+        classification_loss,
+        classification_metrics,
+    )
 
     source, out = RunDirectory(source_run), RunDirectory(out_dir)
     _check(source, out, epochs, learning_rate)
