@@ -1,5 +1,6 @@
-"""The backbone registry: every row builds, with every head, at a small input (default run); at
-full size (slow). Weights load from a local file."""
+"""The backbone registry: every row builds, with every head, at a small input (the light rows in the
+default run, the heavy ones, `HEAVY`, in the slow run); at full size (slow). Weights load from a
+local file."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from tests import harness
 
 NAMES = backbone_names()
 FINAL_HEADS = ("gap", "se", "cbam")
-# Backbones whose training step (graph tracing dominates) costs over ~5 s here: slow.
+# Backbones whose builds and training step (graph tracing dominates) cost 15-60 s each here: their
+# head matrix and training step run in the slow suite (`make test-slow`).
 HEAVY = {"DenseNet121", "DenseNet169", "DenseNet201", "InceptionResNetV2", "ResNet152", "NASNetMobile", "NASNetLarge"}
 
 
@@ -86,7 +88,8 @@ def test_dtype_policy_scope_restores_global_policy():
 
 
 @pytest.mark.filterwarnings("ignore:You are using a softmax over axis 1:UserWarning")
-@pytest.mark.parametrize("index, name", list(enumerate(NAMES)))
+@pytest.mark.parametrize("index, name", [pytest.param(i, n, marks=pytest.mark.slow) if n in HEAVY else (i, n)
+                                         for i, n in enumerate(NAMES)])
 def test_backbone_builds_with_every_head(index, name, tmp_path):
     spec = get_backbone_spec(name)
     size = small_size(name)

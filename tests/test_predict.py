@@ -102,7 +102,7 @@ def test_heatmap_needs_a_run_and_writes_one_png_per_image(tmp_path_factory, imag
 
     run_dir, saved = exported(tmp_path_factory)
     assert main(["predict", saved["path"], images[0], "--heatmap", str(tmp_path / "h.png")]) == 2
-    assert "--heatmap needs a run directory" in capsys.readouterr().err
+    assert "--heatmap needs a classification run directory" in capsys.readouterr().err
     results = predict_json(capsys, run_dir, *images, "--heatmap", tmp_path / "h.png")
     written = [Path(r["heatmap"]) for r in results]
     assert [p.name for p in written] == ["h_lesion_0.png", "h_lesion_1.png"]

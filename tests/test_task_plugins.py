@@ -69,7 +69,7 @@ def train(config, run_dir, *, resume=False, verbose="auto"):
 
     from skinkeras.engine.fit import build_or_resume, fit, start_run, write_summary
     from skinkeras.engine.run_data import load_split_table, split_sizes
-    from skinkeras.engine.run_directory import write_json
+    from skinkeras.files import write_json
     from skinkeras.engine.runtime import make_strategy
 
     config, run, state = start_run(config, run_dir, resume=resume)
@@ -225,10 +225,9 @@ def test_a_task_from_a_test_module_trains_evaluates_predicts_and_exports_through
     assert sorted(predictions.ids) == sorted(row.split(",")[0] for row in split if row.endswith(",test"))
 
     image = next(toy_data.rglob("*.jpg"))
-    assert "probabilities" in json.loads(cli("predict", run, image, "--json"))[0]
+    direct = json.loads(cli("predict", run, image, "--json"))[0]
     cli("export", run)
     exported = json.loads(cli("predict", run / "export" / "saved_model", image, "--json"))[0]
-    direct = json.loads(cli("predict", run, image, "--json"))[0]
     for name, p in direct["probabilities"].items():
         assert exported["probabilities"][name] == pytest.approx(p, abs=1e-5)
     listed = cli("tasks", env_extra={"SKINKERAS_TASK_MODULES": MODULE})
@@ -243,3 +242,20 @@ def test_the_task_section_is_typed_and_belongs_to_the_task(toy_data):
     assert config.toy.hidden_units == 3 and config.task_module == __name__  # how pytest imported this module
     with pytest.raises(ConfigError, match="toy.hidden_units expects int"):
         apply_overrides(ExperimentConfig(), ["task=toy", "toy.hidden_units=many"])
+
+
+def test_cross_validation_works_for_a_plugin_task_too(toy_data, tmp_path):
+    """split.folds is the engine's: the toy task gets fold runs and out-of-fold predictions
+    without a line of cross-validation code of its own."""
+    from skinkeras.evaluation.predictions import Predictions
+
+    experiment = tmp_path / "toy_experiment.py"
+    experiment.write_text(EXPERIMENT)
+    run = tmp_path / "cv"
+    cli("train", experiment, "--data-root", toy_data, "--out", run, "--set", "split.folds=3",
+        "--set", "train.epochs=1")
+    assert sorted(p.name for p in run.glob("fold_*")) == ["fold_0", "fold_1", "fold_2"]
+    out = cli("evaluate", run, "--data-root", toy_data, "--resamples", "0")
+    assert out.startswith("60 images")
+    merged = Predictions.read(run / "evaluation_test" / "predictions.csv")
+    assert len(merged) == 60 and sorted(set(merged.frame["fold"])) == [0, 1, 2]

@@ -132,8 +132,11 @@ def score(predictions, out_dir, *, run_dir=None, data_root=None, dataset=None, s
         model, image_size = load_segmenter(run)
         table = _masked_table(run, data_root or run.read_config().data.root, dataset, split)
         table = table.subset(table.samples["image_id"].isin(set(per_image["image_id"])))
-        files["contours"] = plot_contours(model, image_size, table.subset(table.samples.index), per_image,
-                                          out_dir / CONTOURS_FILE, threshold=metrics["threshold"])
+        # Cross-validation scores every fold's images; the contours show those of this run's split.
+        shown = per_image[per_image["image_id"].isin(set(table.samples["image_id"]))]
+        if len(shown):
+            files["contours"] = plot_contours(model, image_size, table, shown, out_dir / CONTOURS_FILE,
+                                              threshold=metrics["threshold"])
     from skinkeras.files import atomic_write_text
 
     files["report"] = atomic_write_text(out_dir / "report.md", _report(title or (run.name if run else ""), metrics))
