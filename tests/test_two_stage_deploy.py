@@ -32,7 +32,7 @@ def test_largest_component_matches_scipy(seed):
     np.testing.assert_array_equal(got, scipy_largest(mask))
 
 
-@pytest.mark.parametrize("size", [(50, 70), (20, 12), (33, 33)])
+@pytest.mark.parametrize("size", [(50, 70), (20, 12), (33, 33), (136, 60), (45, 157)])
 def test_lesion_box_and_resize_match_the_python_crop(size):
     import cv2
     import tensorflow as tf
@@ -49,7 +49,7 @@ def test_lesion_box_and_resize_match_the_python_crop(size):
     empty_box, empty_found = lesion_box(tf.zeros(size, tf.bool), 0.1)
     assert not bool(empty_found) and tuple(empty_box.numpy()) == (0, 0, *size)
     image = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
-    for target in (32, 96):  # shrinking (area) and enlarging (bilinear)
+    for target in (32, 96):  # both sides shrink (area), neither (bilinear), one of them (OpenCV's area variant)
         shrinking = size[0] > target or size[1] > target
         expected = cv2.resize(image, (target, target), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
         got = resize_like_opencv(tf.constant(image), target).numpy()

@@ -76,16 +76,53 @@ def lesion_box(mask, margin: float):
 
 
 def resize_like_opencv(image, size: int):
-    """`[H, W, 3]` -> float32 `[size, size, 3]` rounded to 0..255 integers: area averaging when
-    either side shrinks (INTER_AREA), else bilinear with half-pixel centres (INTER_LINEAR)."""
+    """`[H, W, 3]` -> float32 `[size, size, 3]` rounded to 0..255 integers, as `cv2.resize` to
+    `size` x `size` with the Python crop's choice: INTER_AREA when a side shrinks, else INTER_LINEAR.
+
+    OpenCV averages pixel areas only when BOTH sides shrink (TF's area resize); when one side
+    shrinks and the other grows, its INTER_AREA is a bilinear variant (`_opencv_area_weights`,
+    applied as two matrices); when neither shrinks, bilinear with half-pixel centres. Measured
+    against OpenCV on random images of all three kinds: within 1 grey level (its 8-bit fixed point).
+    """
     import tensorflow as tf
 
     image = tf.cast(image, tf.float32)
-    shrinking = tf.reduce_any(tf.shape(image)[:2] > size)
-    resized = tf.cond(shrinking,
-                      lambda: tf.image.resize(image, (size, size), method="area"),
-                      lambda: tf.image.resize(image, (size, size), method="bilinear"))
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    both_shrink = tf.logical_and(height >= size, width >= size)
+    neither_shrinks = tf.logical_and(height <= size, width <= size)
+
+    def emulated():
+        rows, cols = _opencv_area_weights(height, size), _opencv_area_weights(width, size)
+        return tf.einsum("oh,hwc,pw->opc", rows, image, cols)
+
+    resized = tf.case([(neither_shrinks, lambda: tf.image.resize(image, (size, size), method="bilinear")),
+                       (both_shrink, lambda: tf.image.resize(image, (size, size), method="area"))],
+                      default=emulated)
     return tf.round(tf.clip_by_value(resized, 0.0, 255.0))
+
+
+def _opencv_area_weights(n_in, n_out: int):
+    """float32 `[n_out, n_in]`: OpenCV's INTER_AREA weights along one side when the other side
+    grows: output d reads source floor(d * s) and the next one, s = 1 / (n_out / n_in) in double,
+    the fraction (d + 1) - (floor(d * s) + 1) n_out / n_in in float32, as OpenCV computes them
+    (the double / float rounding picks the source row where d * s is an integer)."""
+    import tensorflow as tf
+
+    inv = tf.cast(n_out, tf.float64) / tf.cast(n_in, tf.float64)
+    scale = 1.0 / inv
+    d = tf.range(n_out, dtype=tf.float64)
+    start = tf.floor(d * scale)
+    fraction = tf.cast((d + 1.0) - (start + 1.0) * inv, tf.float32)
+    fraction = tf.where(fraction <= 0.0, 0.0, fraction - tf.floor(fraction))
+    start = tf.cast(start, tf.int32)
+    fraction = tf.where(start < 0, 0.0, fraction)
+    start = tf.maximum(start, 0)
+    last = start >= n_in - 1
+    fraction = tf.where(last, 0.0, fraction)
+    start = tf.where(last, n_in - 1, start)
+    nxt = tf.minimum(start + 1, n_in - 1)
+    return (tf.one_hot(start, n_in) * (1.0 - fraction)[:, None]
+            + tf.one_hot(nxt, n_in) * fraction[:, None])
 
 
 def crop_lesion(image, segmenter, segmenter_size: int, crop_size: int, margin: float, threshold: float = 0.5):
