@@ -222,3 +222,31 @@ def test_the_default_pixel_limit_stops_a_20000_pixel_square_jpeg_header(tmp_path
     assert MAX_IMAGE_PIXELS < 20000 * 20000
     with pytest.raises(DataError, match="huge.jpg: 400000000 pixels, over the limit"):
         read_image_rgb(huge)
+
+
+# ---- machine-readable output -------------------------------------------------------------------------
+def test_train_json_is_the_only_thing_on_stdout_and_progress_is_plain_on_stderr(ham, tmp_path, capsys,
+                                                                               monkeypatch):
+    import skinkeras.runs
+    from skinkeras.cli import main
+
+    seen = {}
+
+    def train_experiment(config, run_dir, *, resume=False, verbose="auto"):
+        # What training writes to stdout: Keras' progress (bars with ANSI escapes on a terminal)
+        # and the callbacks' notes.
+        seen["verbose"] = verbose
+        print("\x1b[1m1/4\x1b[0m progress" if verbose != 2 else "4/4 - 1s - loss: 0.5")
+        print("Epoch 1: time budget of 1 min used; stopping")
+        return {"epochs_done": 1, "best_val_auc": float("nan"), "train_seconds_total": np.float64(1.5),
+                "images_left_out": ["ISIC_1"]}
+
+    monkeypatch.setattr(skinkeras.runs, "train_experiment", train_experiment)
+    run = tmp_path / "run"
+    assert main(["train", "ham10000_soft_attention", "--data-root", str(ham), "--out", str(run), "--json"]) == 0
+    out, err = capsys.readouterr()
+    summary = json.loads(out)  # all of stdout is one JSON document (NaN written as null)
+    assert summary == {"epochs_done": 1, "best_val_auc": None, "train_seconds_total": 1.5,
+                       "images_left_out": ["ISIC_1"], "run_dir": str(run)}
+    assert seen["verbose"] == 2  # stderr is not a terminal here: one plain line per epoch
+    assert "4/4 - 1s - loss: 0.5" in err and "time budget" in err and "\x1b[" not in err + out
