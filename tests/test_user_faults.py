@@ -250,3 +250,20 @@ def test_train_json_is_the_only_thing_on_stdout_and_progress_is_plain_on_stderr(
                        "images_left_out": ["ISIC_1"], "run_dir": str(run)}
     assert seen["verbose"] == 2  # stderr is not a terminal here: one plain line per epoch
     assert "4/4 - 1s - loss: 0.5" in err and "time budget" in err and "\x1b[" not in err + out
+
+
+# ---- verification on a dead model -------------------------------------------------------------------
+def test_export_verification_fails_a_model_whose_outputs_ignore_the_image():
+    from skinkeras.export.verify import compare_predictions, summary_line
+
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    rng = np.random.default_rng(0)
+    dead = np.tile([0.5, 0.3, 0.2], (6, 1)) + rng.normal(0, 8e-10, (6, 3))  # std 8e-10, as reported
+    for kind in ("saved_model", "float32", "int8"):
+        result = compare_predictions(kind, dead, dead.copy(), labels, ["a", "b", "c"])
+        assert result["top1_agreement"] == 1.0 and result["max_abs_diff"] == 0.0  # agreement proves nothing
+        assert not result["passed"] and result["output_std"] < 1e-8
+        assert "do not depend on the image" in result["failures"][0]
+        assert "FAILED" in summary_line(result)
+    alive = np.eye(3)[labels] * 0.9 + 0.1 / 3
+    assert compare_predictions("float32", alive, alive, labels, ["a", "b", "c"])["passed"]
