@@ -13,6 +13,7 @@ pointed at a temporary file, then writes back every captured line that is not a 
 to errors. It hooks the import rather than importing TensorFlow, so commands that never touch
 TensorFlow (`skinkeras data list`, `--help`) stay instant.
 
+`native_chatter_dropped()` does (2) for other native start-up lines (LiteRT's XNNPACK notice).
 `--verbose` on the command line, or `SKINKERAS_VERBOSE=1`, leaves all of this out.
 """
 
@@ -34,6 +35,7 @@ _CHATTER = re.compile(
     r"^([IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\]"
     r"|WARNING: All log messages before absl::InitializeLog\(\)"
     r"|To enable the following instructions: .* rebuild TensorFlow"
+    r"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\."
     r"|.*oneDNN custom operations are on)"
 )
 
@@ -66,6 +68,17 @@ def _drop_native_chatter():
             if kept:
                 sys.stderr.write("".join(kept))
                 sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def native_chatter_dropped():
+    """Drops native log lines written inside the block (LiteRT's "Created TensorFlow Lite XNNPACK
+    delegate" on a model's first run) unless verbose output was asked for."""
+    if verbose_requested():
+        yield
+        return
+    with _drop_native_chatter():
+        yield
 
 
 class _QuietLoader(importlib.abc.Loader):

@@ -44,6 +44,20 @@ def test_captured_stderr_keeps_what_is_not_tensorflow_chatter(capfd):
                                         "a real problem from a library"]
 
 
+def test_litert_first_run_notice_is_dropped_unless_verbose(capfd, monkeypatch):
+    from skinkeras.quiet import VERBOSE_ENV, native_chatter_dropped
+
+    notice = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+    monkeypatch.setenv(VERBOSE_ENV, "")
+    with native_chatter_dropped():
+        os.write(2, notice)
+    assert capfd.readouterr().err == ""
+    monkeypatch.setenv(VERBOSE_ENV, "1")
+    with native_chatter_dropped():
+        os.write(2, notice)
+    assert capfd.readouterr().err == notice.decode()
+
+
 @pytest.mark.parametrize("flag, env", [(True, ""), (False, "1")])
 def test_verbose_leaves_tensorflow_alone(monkeypatch, flag, env):
     from skinkeras import quiet
