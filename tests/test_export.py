@@ -339,7 +339,8 @@ def test_force_verifies_before_it_replaces_the_previous_export(tmp_path_factory,
     assert (out / "keep.txt").exists() and not (out / "saved_model.pb").exists()
     failed = tmp_path / "sm.failed"
     assert result["path"] == str(failed) and (failed / "saved_model.pb").exists()
-    assert json.loads((failed / "verification.json").read_text())["passed"] is False
+    stored = json.loads((failed / "verification.json").read_text())
+    assert stored["passed"] is False and stored["export"] == str(failed)
     monkeypatch.undo()
 
     result = export_run(run_dir, "saved_model", out_dir=out, force=True, model=model, limit=4)

@@ -105,26 +105,29 @@ def export_run(run_dir, fmt: str = "saved_model", *, quantize: str = "float32", 
             options = {}
         path = export_tflite(model, spec, out_dir, quantize, representative=representative, info=info, **options)
         size = (path / MODEL_FILE).stat().st_size
-    result = {"path": str(final_dir), "format": fmt, "quantize": quantize, "size_bytes": size,
-              "verification": None, "model_card": None}
+    verification = None
     if verify:
         verification = verify_export(path, run_dir, data_root=data_root, split=split, limit=limit,
                                      model=model, write=False)
+    # Where the new export goes: over --out, unless it failed verification and would replace an
+    # earlier export (kept as it is; the failed one lands beside it for a look).
+    target = final_dir
+    if verification is not None and not verification["passed"] and final_dir.exists():
+        target = final_dir.with_name(final_dir.name + FAILED_SUFFIX)
+    result = {"path": str(target), "format": fmt, "quantize": quantize, "size_bytes": size,
+              "verification": verification, "model_card": None}
+    if verification is not None:
         model_file = Path(verification["export"])
-        verification["export"] = str(final_dir / model_file.relative_to(path)) if model_file != path else str(final_dir)
+        verification["export"] = str(target / model_file.relative_to(path)) if model_file != path else str(target)
         write_json(path / VERIFICATION_FILE, verification)
-        verification["written_to"] = str(final_dir / VERIFICATION_FILE)
-        result["verification"] = verification
-    result["model_card"] = str(final_dir / Path(_model_card(run_dir, path, result)).name)
-    if result["verification"] is not None and not result["verification"]["passed"] and final_dir.exists():
-        # Keep the previous export; the failed one stays beside it for a look.
-        failed = final_dir.with_name(final_dir.name + FAILED_SUFFIX)
-        if failed.exists():
-            shutil.rmtree(failed)
-        path.rename(failed)
-        result.update(path=str(failed), model_card=str(failed / Path(result["model_card"]).name), replaced=False)
-        result["verification"]["written_to"] = str(failed / VERIFICATION_FILE)
-        log.warning("verification failed: %s is left as it was; the new export is in %s", final_dir, failed)
+        verification["written_to"] = str(target / VERIFICATION_FILE)
+    result["model_card"] = str(target / Path(_model_card(run_dir, path, result)).name)
+    if target != final_dir:
+        if target.exists():
+            shutil.rmtree(target)
+        path.rename(target)
+        result["replaced"] = False
+        log.warning("verification failed: %s is left as it was; the new export is in %s", final_dir, target)
         return result
     finish_out_dir(path, final_dir)
     return result
