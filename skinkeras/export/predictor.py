@@ -3,7 +3,9 @@
 `load_export_predictor(path)` recognises an export and returns a `Predictor` (a run directory's
 predictor is its task's: `skinkeras.runs.load_predictor`), whose
 `predict(pixels, age, sex, site)` takes one raw uint8 RGB image of any size and plain metadata
-values, and returns the class probabilities. Each kind prepares the image the way its users do:
+values, and returns the class probabilities; `predict_many(images, metadata)` does the same for a
+list of images, in one model call per batch where the kind allows it (a run's Keras model, a
+SavedModel: one call per image size; TFLite models take one image per call). Each kind prepares the image the way its users do:
 the Keras model of a run through `serving.preprocess_images` (the evaluation pipeline), the
 SavedModel inside its graph, the TFLite model with the app-side resize and `encode_numpy` described
 in its metadata_encoding.json. Metadata values are checked first (`check_metadata`), so a typo in
@@ -23,11 +25,12 @@ from skinkeras.errors import SkinkerasError
 MIN_AGE, MAX_AGE = 0.0, 120.0
 
 
-def check_metadata(spec, age=None, sex=None, site=None) -> tuple[float, str, str]:
+def check_metadata(spec, age=None, sex=None, site=None, *, option: str = "--") -> tuple[float, str, str]:
     """Validated `(age, sex, site)`: age NaN when None, sex / site "unknown" when None.
 
     Raises SkinkerasError for an age outside 0..120, a sex other than female/male/unknown or a
-    site outside the run's vocabulary (the message lists the valid values).
+    site outside the run's vocabulary (the message lists the valid values). `option` prefixes the
+    field names in messages ("--" for command-line options, "" for CSV columns).
     """
     from skinkeras.data.metadata import SEXES, UNKNOWN
 
@@ -37,15 +40,15 @@ def check_metadata(spec, age=None, sex=None, site=None) -> tuple[float, str, str
         try:
             age_value = float(age)
         except (TypeError, ValueError):
-            raise SkinkerasError(f"--age must be a number of years. Received: {age!r}") from None
+            raise SkinkerasError(f"{option}age must be a number of years. Received: {age!r}") from None
         if not MIN_AGE <= age_value <= MAX_AGE:
-            raise SkinkerasError(f"--age must be in {MIN_AGE:g}..{MAX_AGE:g} years. Received: {age!r}")
+            raise SkinkerasError(f"{option}age must be in {MIN_AGE:g}..{MAX_AGE:g} years. Received: {age!r}")
     sex_value = UNKNOWN if sex is None else str(sex).strip().lower()
     if sex_value not in SEXES:
-        raise SkinkerasError(f"--sex must be one of {', '.join(SEXES)}. Received: {sex!r}")
+        raise SkinkerasError(f"{option}sex must be one of {', '.join(SEXES)}. Received: {sex!r}")
     site_value = UNKNOWN if site is None else str(site).strip().lower()
     if spec.metadata is not None and site_value not in spec.metadata.sites:
-        raise SkinkerasError(f"--site must be one of: {', '.join(spec.metadata.sites)}. Received: {site!r}")
+        raise SkinkerasError(f"{option}site must be one of: {', '.join(spec.metadata.sites)}. Received: {site!r}")
     return age_value, sex_value, site_value
 
 
@@ -86,8 +89,40 @@ class Predictor:
         age, sex, site = check_metadata(self.spec, age, sex, site)
         return self._predict(np.asarray(pixels, np.uint8), age, sex, site)
 
+    def predict_many(self, images, metadata=None) -> np.ndarray:
+        """float32[N, C] for a list of uint8 images `[H, W, 3]` (any sizes) and, per image, an
+        already checked `(age, sex, site)` (None: all unknown)."""
+        from skinkeras.data.metadata import UNKNOWN
+
+        images = [np.asarray(pixels, np.uint8) for pixels in images]
+        metadata = list(metadata) if metadata is not None else [(float("nan"), UNKNOWN, UNKNOWN)] * len(images)
+        if len(metadata) != len(images):
+            raise ValueError(f"{len(metadata)} metadata rows for {len(images)} images")
+        if not images:
+            return np.zeros((0, self.spec.num_classes), np.float32)
+        return np.asarray(self._predict_many(images, metadata), np.float32)
+
     def _predict(self, pixels, age, sex, site):
         raise NotImplementedError
+
+    def _predict_many(self, images, metadata):
+        # One call per image: a TFLite model's input is [1, S, S, 3], and a pipeline predictor
+        # (two-stage) segments and crops each image on its own.
+        return np.stack([self._predict(pixels, *values) for pixels, values in zip(images, metadata)])
+
+    def encode_many(self, metadata):
+        if self.spec.metadata is None:
+            return None
+        ages, sexes, sites = zip(*metadata)
+        return self.spec.metadata.encode_numpy(ages, sexes, sites)
+
+
+def by_shape(images) -> dict[tuple, list[int]]:
+    """{image shape: positions}: a graph taking `[N, H, W, 3]` takes one size per call."""
+    groups: dict[tuple, list[int]] = {}
+    for position, pixels in enumerate(images):
+        groups.setdefault(pixels.shape, []).append(position)
+    return groups
 
 
 class RunPredictor(Predictor):
@@ -106,6 +141,18 @@ class RunPredictor(Predictor):
             inputs["metadata"] = self.encode(age, sex, site)[None]
         return np.asarray(self.keras_model.predict_on_batch(inputs)[0], np.float32)
 
+    def _predict_many(self, images, metadata):
+        from skinkeras.export.serving import preprocess_images
+
+        prepared = np.zeros((len(images), self.spec.image_size, self.spec.image_size, 3), np.float32)
+        for shape, positions in by_shape(images).items():
+            prepared[positions] = preprocess_images(np.stack([images[p] for p in positions]), self.spec.image_size,
+                                                    color_constancy=self.spec.color_constancy).numpy()
+        inputs = {"image": prepared}
+        if self.spec.metadata is not None:
+            inputs["metadata"] = self.encode_many(metadata)
+        return np.asarray(self.keras_model.predict_on_batch(inputs), np.float32)
+
 
 class SavedModelPredictor(Predictor):
     kind = "saved_model"
@@ -123,6 +170,18 @@ class SavedModelPredictor(Predictor):
         if self.spec.metadata is not None:
             inputs.update(age=tf.constant([age], tf.float32), sex=tf.constant([sex]), site=tf.constant([site]))
         return self.serve(**inputs)["probabilities"].numpy()[0]
+
+    def _predict_many(self, images, metadata):
+        import tensorflow as tf
+
+        out = np.zeros((len(images), self.spec.num_classes), np.float32)
+        for shape, positions in by_shape(images).items():
+            inputs = {"images": tf.constant(np.stack([images[p] for p in positions]))}
+            if self.spec.metadata is not None:
+                ages, sexes, sites = zip(*(metadata[p] for p in positions))
+                inputs.update(age=tf.constant(ages, tf.float32), sex=tf.constant(sexes), site=tf.constant(sites))
+            out[positions] = self.serve(**inputs)["probabilities"].numpy()
+        return out
 
 
 class TFLitePredictor(Predictor):
