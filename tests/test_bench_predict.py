@@ -11,7 +11,7 @@ def test_batch_and_single_paths_are_timed_on_the_same_images(tmp_path_factory, c
     from skinkeras.cli import main
 
     run_dir = fake_run(tmp_path_factory)
-    assert main(["bench", "predict", str(run_dir), "--images", "6", "--size", "30x40", "--batch-size", "4",
+    assert main(["bench", "predict", str(run_dir), "--images", "6", "--size", "30x40", "--batch-size", "4", "--repeats", "1",
                  "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["images"] == 6 and result["failed"] == 0 and result["kind"] == "run"

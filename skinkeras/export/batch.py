@@ -11,8 +11,9 @@ IN.csv has a column `image` (a path, absolute or relative to the CSV's folder) a
 
 A failed row does not stop the others. Memory stays flat in the number of rows: the CSV is read
 `chunk_rows` rows at a time, each chunk's images are decoded in a thread pool (OpenCV releases the
-GIL), predicted `batch_size` at a time through `Predictor.predict_many` (one model call per batch
-for a run and a SavedModel), written, and dropped. OUT.csv is written to a `.partial` sibling and
+GIL) one batch ahead of the model, predicted `batch_size` at a time through `Predictor.predict_many`
+(one model call per batch for a run; a SavedModel takes a few full-size photos per call), written,
+and dropped. OUT.csv is written to a `.partial` sibling and
 renamed when complete, so an interrupted run never leaves a complete-looking file.
 """
 
@@ -43,19 +44,28 @@ def output_columns(class_names) -> list[str]:
     return [IMAGE, TOP_CLASS, *(PROB_PREFIX + name for name in class_names), ERROR]
 
 
-def read_images(paths, reader, *, workers: int | None = None) -> list[tuple[np.ndarray | None, str]]:
-    """`(pixels, "")` or `(None, why)` per path, decoded by `reader(path)` in a thread pool; a
-    reader's exception becomes the message, so one bad file never stops the others."""
+def _read_one(reader, path) -> tuple[np.ndarray | None, str]:
+    try:
+        return reader(path), ""
+    except Exception as error:  # noqa: BLE001 - any failure to read is this row's error
+        return None, _first_line(error) or type(error).__name__
 
-    def one(path):
-        try:
-            return reader(path), ""
-        except Exception as error:  # noqa: BLE001 - any failure to read is this row's error
-            return None, str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
-    workers = workers or min(8, (os.cpu_count() or 1) + 1)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(one, paths))
+def decoded_batches(paths, reader, batch_size: int, *, workers: int | None = None):
+    """Yields `(start, [(pixels, "") or (None, why)])` for consecutive batches of `paths`, decoded
+    by `reader(path)` in a thread pool (OpenCV and TF release the GIL). The next batch is decoded
+    while the caller predicts this one, so at most two batches are held, and a photo is predicted
+    soon after it is decoded (still in the CPU cache: decoding a whole chunk first was slower).
+    A reader's exception becomes that path's message: one bad file never stops the others."""
+    batches = [list(paths[k:k + batch_size]) for k in range(0, len(paths), batch_size)]
+    if not batches:
+        return
+    with ThreadPoolExecutor(max_workers=workers or min(8, (os.cpu_count() or 1) + 1)) as pool:
+        pending = [pool.submit(_read_one, reader, path) for path in batches[0]]
+        for k in range(len(batches)):
+            done = [future.result() for future in pending]
+            pending = [pool.submit(_read_one, reader, path) for path in batches[k + 1]] if k + 1 < len(batches) else []
+            yield k * batch_size, done
 
 
 def predict_in_batches(predictor, images, metadata, batch_size: int = BATCH_SIZE) -> list[tuple[np.ndarray | None, str]]:
@@ -190,15 +200,15 @@ def _predict_chunk(predictor, chunk, folder: Path, reader, batch_size: int) -> l
         results.append([image, None, error, path, values])
         if not error:
             todo.append(position)
-    decoded = read_images([results[p][3] for p in todo], reader)
-    readable = []
-    for position, (pixels, error) in zip(todo, decoded):
-        if pixels is None:
-            results[position][2] = error
-        else:
-            readable.append((position, pixels))
-    predicted = predict_in_batches(predictor, [pixels for _, pixels in readable],
-                                   [results[p][4] for p, _ in readable], batch_size)
-    for (position, _), (probs, error) in zip(readable, predicted):
-        results[position][1], results[position][2] = probs, error
+    for start, decoded in decoded_batches([results[p][3] for p in todo], reader, batch_size):
+        readable = []
+        for position, (pixels, error) in zip(todo[start:start + len(decoded)], decoded):
+            if pixels is None:
+                results[position][2] = error
+            else:
+                readable.append((position, pixels))
+        predicted = predict_in_batches(predictor, [pixels for _, pixels in readable],
+                                       [results[p][4] for p, _ in readable], batch_size)
+        for (position, _), (probs, error) in zip(readable, predicted):
+            results[position][1], results[position][2] = probs, error
     return [(image, probs, error) for image, probs, error, _, _ in results]

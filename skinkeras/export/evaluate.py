@@ -21,8 +21,6 @@ from skinkeras.errors import SkinkerasError
 
 log = logging.getLogger(__name__)
 
-CHUNK = 128  # images decoded and held at a time
-
 
 def export_description(path) -> dict:
     """{"path", "kind"} of an export: kind "saved_model", "tflite <quantization>", or with the
@@ -77,7 +75,7 @@ def predict_table(predictor, table, *, batch_size: int = 32, progress: bool = Fa
 
     from skinkeras.data.metadata import UNKNOWN
     from skinkeras.evaluation.predictions import Predictions
-    from skinkeras.export.batch import predict_in_batches, read_images
+    from skinkeras.export.batch import decoded_batches, predict_in_batches
 
     class_names = predictor.class_names
     table = table.with_classes(class_names)
@@ -87,9 +85,9 @@ def predict_table(predictor, table, *, batch_size: int = 32, progress: bool = Fa
     samples = table.samples
     ids, probs, labels, groups, skipped = [], [], [], [], []
     bar = tqdm(total=len(samples), unit="image", file=sys.stderr, disable=None if progress else True, desc="evaluate")
-    for start in range(0, len(samples), CHUNK):
-        rows = samples.iloc[start:start + CHUNK]
-        decoded = read_images(rows["image_path"].tolist(), _read_pipeline_image)
+    paths = samples["image_path"].tolist()
+    for start, decoded in decoded_batches(paths, _read_pipeline_image, batch_size):
+        rows = samples.iloc[start:start + len(decoded)]
         keep = [k for k, (pixels, _) in enumerate(decoded) if pixels is not None]
         skipped += [{"image_id": str(rows["image_id"].iloc[k]), "reason": why}
                     for k, (pixels, why) in enumerate(decoded) if pixels is None]
