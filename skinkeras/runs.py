@@ -87,8 +87,8 @@ def evaluate_export(export_path, data_root, *, dataset: str | None = None, split
     if split not in (None, "all"):
         raise SkinkerasError(f"an export has no split of its own: evaluate it on every image under --data-root "
                              f"with --split all. Received: --split {split}")
-    if not data_root:
-        raise SkinkerasError("evaluating an export needs --data-root DIR")
+    if not data_root or not Path(data_root).is_dir():
+        raise SkinkerasError(f"evaluating an export needs --data-root DIR, a folder. Received: {data_root!r}")
     if not out_dir:
         raise SkinkerasError("evaluating an export needs --out DIR (nothing is written into the export)")
     description = export_description(export_path)

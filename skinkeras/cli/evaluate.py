@@ -30,6 +30,9 @@ def run(args) -> int:
                                   out_dir=args.out, multi_crop=args.multi_crop, n_resamples=args.resamples,
                                   target_sensitivity=args.sensitivity)
     print(metrics["summary"])  # every task's scorer says in one line what matters to it
+    if "export" in metrics:  # what the export was given other than as written: the user should see it
+        for note in metrics.get("notes", [])[1:]:
+            print(note)
     for name, path in files.items():
         print(f"{name}: {path}")
     return 0

@@ -91,10 +91,14 @@ def _first_line(error) -> str:
     return text.splitlines()[0] if text else ""
 
 
-def count_rows(csv_path) -> int:
-    """Data rows of a CSV (quoted newlines counted right), streamed: for the progress bar's total."""
-    with open(csv_path, newline="", encoding="utf-8-sig") as handle:
-        return max(0, sum(1 for _ in csv.reader(handle)) - 1)
+def count_rows(csv_path) -> int | None:
+    """Data rows of a CSV (quoted newlines counted right), streamed: the progress bar's total
+    (None when the file cannot be read this way; reading it properly then says why)."""
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+            return max(0, sum(1 for _ in csv.reader(handle)) - 1)
+    except (UnicodeDecodeError, csv.Error):
+        return None
 
 
 def _row_metadata(predictor, row, columns) -> tuple[tuple | None, str]:
@@ -182,7 +186,7 @@ def _chunks(reader, csv_path):
                 raise SkinkerasError(f"CSV {csv_path} needs a column '{IMAGE}' (optional: {AGE}, {SEX}, {SITE}); "
                                      f"found {list(chunk.columns)}")
             yield chunk
-    except pd.errors.ParserError as error:
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
         raise SkinkerasError(f"cannot read CSV {csv_path}: {_first_line(error)}") from None
 
 
