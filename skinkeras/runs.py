@@ -36,12 +36,12 @@ def train_experiment(config, run_dir, *, resume: bool = False, verbose="auto") -
     return task.function("train")(config, run, resume=resume, verbose=verbose)
 
 
-def evaluate_run(run_dir, data_root=None, *, dataset: str | None = None, split: str | None = "test", out_dir=None,
+def evaluate_run(run_dir, data_root=None, *, dataset: str | None = None, split: str | None = None, out_dir=None,
                  multi_crop: bool = False, n_resamples: int = 10_000, target_sensitivity: float = 0.98,
                  seed: int = 0) -> tuple[dict, dict]:
     """Predicts with the run's models (`split` of its dataset, or every image of another root with
     split="all"), writes predictions.csv, then the task's metrics and report. Returns (metrics, files).
-    `run_dir` may also be an export (`evaluate_export`); `split` None: "test" for a run."""
+    `run_dir` may also be an export (`evaluate_export`); `split` None: "test" for a run, "all" for an export."""
     run = as_run(run_dir)
     score_options = {"n_resamples": n_resamples, "target_sensitivity": target_sensitivity, "seed": seed}
     if not run.exists() and is_export(run.path):
