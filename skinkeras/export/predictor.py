@@ -4,11 +4,11 @@
 predictor is its task's: `skinkeras.runs.load_predictor`), whose
 `predict(pixels, age, sex, site)` takes one raw uint8 RGB image of any size and plain metadata
 values, and returns the class probabilities; `predict_many(images, metadata)` does the same for a
-list of images, in one model call per batch where the kind allows it (a run's Keras model, a
-SavedModel: one call per image size; TFLite models take one image per call). Each kind prepares the image the way its users do:
-the Keras model of a run through `serving.preprocess_images` (the evaluation pipeline), the
-SavedModel inside its graph, the TFLite model with the app-side resize and `encode_numpy` described
-in its metadata_encoding.json. Metadata values are checked first (`check_metadata`), so a typo in
+list of images with fewer model calls where the kind allows it (a run's Keras model: one call per
+list; a SavedModel: a few full-size photos per call, as its graph resizes them; TFLite: one image
+per call). Each kind prepares the image the way its users do: the Keras model of a run through
+`serving.preprocess_images` (the evaluation pipeline), the SavedModel inside its graph, the TFLite
+model with the app-side resize and `encode_numpy` described in its metadata_encoding.json. Metadata values are checked first (`check_metadata`), so a typo in
 a site is an error, not a silent "unknown".
 """
 
