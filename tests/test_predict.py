@@ -116,3 +116,29 @@ def test_model_without_metadata_ignores_the_metadata_checks_it_does_not_need(tmp
     run_dir = fake_run(tmp_path_factory, head="gap", metadata=None)
     result = predict_json(capsys, run_dir, images[0], "--site", "anything")[0]
     assert np.isclose(sum(result["probabilities"].values()), 1.0, atol=1e-4)
+
+
+def test_heatmaps_never_overwrite_an_input_nor_share_a_path(tmp_path_factory, tmp_path, capsys):
+    import cv2
+
+    from skinkeras.cli import main
+
+    run_dir, _ = exported(tmp_path_factory)
+    a, b = tmp_path / "a" / "x.png", tmp_path / "b" / "x.png"
+    for seed, path in enumerate((a, b)):
+        path.parent.mkdir()
+        cv2.imwrite(str(path), random_pixels((45, 60, 3), seed=seed))
+    cv2.imwrite(str(a.parent / "h_x.png"), random_pixels((45, 60, 3), seed=5))
+    photos = {p: p.read_bytes() for p in (a, b, a.parent / "h_x.png")}
+    # --heatmap naming the photo itself, or OUT_<stem>.png naming another input: refused before any work.
+    for args in ([a, "--heatmap", a], [a, a.parent / "h_x.png", "--heatmap", a.parent / "h.png"]):
+        assert main(["predict", str(run_dir), *map(str, args)]) == 2
+        last = capsys.readouterr().err.strip().splitlines()[-1]
+        assert "would overwrite the input image" in last, last
+    assert all(path.read_bytes() == data for path, data in photos.items())
+    # Two photos with one name: two heatmaps, not one written twice.
+    results = predict_json(capsys, run_dir, a, b, "--heatmap", tmp_path / "out.png")
+    written = [Path(r["heatmap"]) for r in results]
+    assert [p.name for p in written] == ["out_x_1.png", "out_x_2.png"]
+    assert written[0].read_bytes() != written[1].read_bytes()
+    assert all(path.read_bytes() == data for path, data in photos.items())

@@ -148,3 +148,41 @@ def test_predicted_and_exported_as_one_saved_model_that_agrees_with_the_pipeline
     bigger = tf.image.resize(pixels, (90, 70)).numpy().round().astype(np.uint8)
     assert serve(images=tf.constant(bigger[None]))["probabilities"].shape == (1, 3)  # any size
     assert set(out) >= {"probabilities", "top_class", "class_names", "lesion_box", "lesion_found"}
+    # The export measured on the external release from its own files (`skinkeras evaluate EXPORT`).
+    metrics, files = evaluate_run(tmp_path / "export", other, out_dir=tmp_path / "export_eval", n_resamples=0)
+    assert metrics["export"]["kind"] == "two_stage saved_model"
+    assert metrics["n"] == len(list((other / "ISIC-2017_Test_v2_Data").glob("*.jpg")))
+    assert "(two_stage saved_model export)" in Path(files["report"]).read_text()
+
+
+def test_a_partial_label_set_and_a_csv_of_images(deployed, tmp_path):
+    """An external set with 2 of the 3 classes is scored over them; `predict --csv` runs the
+    deployed system row by row (segment, crop, members, ensemble), a missing file only failing its row."""
+    import csv
+
+    from skinkeras.cli import main
+    from skinkeras.export.predictor import read_image
+    from skinkeras.runs import evaluate_run, load_predictor
+
+    _, run, other, _ = deployed
+    truth = (other / "ISIC-2017_Test_v2_Part3_GroundTruth.csv").read_text().splitlines()[1:]
+    rows = [(line.split(",")[0] + ".jpg", "melanoma" if line.split(",")[1].startswith("1") else
+             "seborrheic_keratosis" if line.split(",")[2].startswith("1") else "nevus") for line in truth]
+    rows = [row for row in rows if row[1] != "melanoma"]
+    (tmp_path / "labels.csv").write_text("image,label\n" + "".join(f"{i},{label}\n" for i, label in rows))
+    for image, _ in rows:
+        shutil.copy(other / "ISIC-2017_Test_v2_Data" / image, tmp_path / image)
+    metrics, _ = evaluate_run(run, tmp_path, dataset="folder", split="all", out_dir=tmp_path / "eval",
+                              n_resamples=0)
+    assert metrics["n"] == len(rows)
+    assert all(detail["absent_classes"] == ["melanoma"] for detail in metrics["details"].values())
+
+    (tmp_path / "in.csv").write_text(f"image\n{rows[0][0]}\nmissing.jpg\n")
+    assert main(["predict", str(run), "--csv", str(tmp_path / "in.csv"), "--out", str(tmp_path / "out.csv")]) == 1
+    with open(tmp_path / "out.csv", newline="") as handle:
+        got = list(csv.DictReader(handle))
+    assert [r["image"] for r in got] == [rows[0][0], "missing.jpg"] and "missing.jpg" in got[1]["error"]
+    predictor = load_predictor(run)
+    want = predictor.predict(read_image(tmp_path / rows[0][0]))  # what `predict IMAGE` does
+    probs = [float(got[0][f"prob_{name}"]) for name in predictor.class_names]
+    np.testing.assert_allclose(probs, want, atol=1e-4)

@@ -1,17 +1,21 @@
-"""`skinkeras evaluate RUN_DIR`: predictions.csv, then metrics with confidence intervals, a report and plots."""
+"""`skinkeras evaluate RUN_DIR|EXPORT`: predictions.csv, then metrics with confidence intervals, a report and plots."""
 
 from __future__ import annotations
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("evaluate", help="evaluate a trained run (metrics.json, report, plots)")
-    parser.add_argument("run_dir", help="a run directory written by `skinkeras train`")
+    parser = subparsers.add_parser("evaluate", help="evaluate a trained run or an export (metrics.json, report, plots)")
+    parser.add_argument("run_dir", metavar="RUN_DIR|EXPORT",
+                        help="a run directory written by `skinkeras train`, or an export written by `skinkeras "
+                             "export` (SavedModel folder, TFLite folder or .tflite file: every image under "
+                             "--data-root, --out required)")
     parser.add_argument("--data-root", required=True, help="dataset folder")
-    parser.add_argument("--dataset", help="dataset layout (default: the run's)")
-    parser.add_argument("--split", default="test", choices=("test", "val", "train", "all"),
-                        help="the run's lesion-grouped split, or all images under the root (external set); a "
-                             "cross-validation run: test (its out-of-fold predictions)")
-    parser.add_argument("--out", help="report folder (default: RUN_DIR/evaluation_<split>)")
+    parser.add_argument("--dataset", help="dataset layout (default: the run's; an export: found from the root's files)")
+    parser.add_argument("--split", default=None, choices=("test", "val", "train", "all"),
+                        help="the run's lesion-grouped split (default test), or all images under the root "
+                             "(external set; the only choice for an export); a cross-validation run: test "
+                             "(its out-of-fold predictions)")
+    parser.add_argument("--out", help="report folder (default: RUN_DIR/evaluation_<split>; needed for an export)")
     parser.add_argument("--multi-crop", action="store_true", help="average predictions over 36 crops")
     parser.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (0: no CIs)")
     parser.add_argument("--sensitivity", type=float, default=0.98,
@@ -26,6 +30,9 @@ def run(args) -> int:
                                   out_dir=args.out, multi_crop=args.multi_crop, n_resamples=args.resamples,
                                   target_sensitivity=args.sensitivity)
     print(metrics["summary"])  # every task's scorer says in one line what matters to it
+    if "export" in metrics:  # what the export was given other than as written: the user should see it
+        for note in metrics.get("notes", [])[1:]:
+            print(note)
     for name, path in files.items():
         print(f"{name}: {path}")
     return 0

@@ -1,14 +1,22 @@
-"""`skinkeras predict MODEL IMAGE...`: class probabilities from a run, a SavedModel or a .tflite."""
+"""`skinkeras predict MODEL IMAGE...` or `--csv IN.csv --out OUT.csv`: class probabilities from a run, a
+SavedModel or a .tflite."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from skinkeras.errors import SkinkerasError
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("predict", help="class probabilities for images (run, SavedModel or .tflite)")
     parser.add_argument("model", help="a run directory, a SavedModel folder or a .tflite file")
-    parser.add_argument("images", nargs="+", help="image files (any size)")
+    parser.add_argument("images", nargs="*", help="image files (any size)")
+    parser.add_argument("--csv", metavar="IN.csv",
+                        help="batch prediction: a CSV with a column image (path, absolute or relative to the CSV) "
+                             "and optional age, sex, site; writes --out OUT.csv, one row per input row")
+    parser.add_argument("--out", metavar="OUT.csv", help="with --csv: image, top_class, prob_<class>..., error")
+    parser.add_argument("--batch-size", type=int, default=32, help="with --csv: images per model call")
     parser.add_argument("--age", type=float, default=None, help="years, 0..120 (default: unknown)")
     parser.add_argument("--sex", default=None, help="female, male or unknown (default: unknown)")
     parser.add_argument("--site", default=None, help="anatomical site from the run's vocabulary (default: unknown)")
@@ -19,28 +27,75 @@ def register(subparsers) -> None:
 
 
 def heatmap_paths(out, images) -> list[Path]:
-    """OUT.png for one image, OUT_<image stem>.png for several."""
+    """OUT.png for one image, OUT_<image stem>.png for several (OUT_<stem>_<n>.png, n the image's
+    position from 1, where two images share a stem). Never an input image's path, never one path twice."""
     out = Path(out)
     if len(images) == 1:
-        return [out]
-    suffix = out.suffix or ".png"
-    return [out.with_name(f"{out.stem}_{Path(image).stem}{suffix}") for image in images]
+        paths = [out]
+    else:
+        suffix = out.suffix or ".png"
+        stems = [Path(image).stem for image in images]
+        shared = {stem for stem in stems if stems.count(stem) > 1}
+        paths = [out.with_name(f"{out.stem}_{stem}{f'_{k}' if stem in shared else ''}{suffix}")
+                 for k, stem in enumerate(stems, 1)]
+    inputs = {Path(image).resolve(): image for image in images}
+    for path in paths:
+        if path.resolve() in inputs:
+            raise SkinkerasError(f"--heatmap {out} would overwrite the input image {inputs[path.resolve()]}; "
+                                 "choose another path")
+    if len({p.resolve() for p in paths}) < len(paths):  # e.g. OUT_x_1.png given as an image stem too
+        raise SkinkerasError(f"--heatmap {out}: two images would share a heatmap file; choose another name")
+    return paths
 
 
 def run(args) -> int:
+    if args.csv:
+        return run_csv(args)
+    if args.out:
+        raise SkinkerasError("--out goes with --csv IN.csv (batch prediction)")
+    if not args.images:
+        raise SkinkerasError("give image files, or --csv IN.csv --out OUT.csv")
+    return run_images(args)
+
+
+def run_csv(args) -> int:
+    """Batch prediction (`skinkeras.export.batch`): exit 1 when any row failed (its error column says why)."""
     import json
 
-    from skinkeras.errors import SkinkerasError
+    from skinkeras.export.batch import predict_csv
+    from skinkeras.runs import load_predictor
+
+    if args.images:
+        raise SkinkerasError(f"--csv takes the images from {args.csv}; drop the image arguments ({args.images[0]}, ...)")
+    if not args.out:
+        raise SkinkerasError("--csv IN.csv needs --out OUT.csv")
+    for flag in ("age", "sex", "site", "heatmap"):
+        if getattr(args, flag) is not None:
+            raise SkinkerasError(f"--{flag} is for image arguments; with --csv give age, sex and site as columns"
+                        if flag != "heatmap" else "--heatmap is for image arguments, not --csv")
+    predictor = load_predictor(args.model)
+    summary = predict_csv(predictor, args.csv, args.out, batch_size=args.batch_size, progress=True)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{summary['rows']} rows: {summary['predicted']} predicted, {summary['failed']} failed "
+              f"(see the error column) -> {summary['out']}")
+    return 1 if summary["failed"] else 0
+
+
+def run_images(args) -> int:
+    import json
+
     from skinkeras.export.predictor import check_metadata, read_image
     from skinkeras.runs import load_predictor
 
+    heat_paths = heatmap_paths(args.heatmap, args.images) if args.heatmap else [None] * len(args.images)
     predictor = load_predictor(args.model)
     if args.heatmap and predictor.keras_model is None:
         raise SkinkerasError(f"--heatmap needs a classification run directory (its Keras model); {args.model} is "
                              f"a {predictor.kind.replace('_', ' ')}" + (" export" if predictor.kind in ("saved_model", "tflite") else ""))
     age, sex, site = check_metadata(predictor.spec, args.age, args.sex, args.site)
     images = [(path, read_image(path)) for path in args.images]  # every file checked before any work
-    heat_paths = heatmap_paths(args.heatmap, args.images) if args.heatmap else [None] * len(images)
     results = []
     for (path, pixels), heat_path in zip(images, heat_paths):
         probs = predictor.predict(pixels, age, sex, site)

@@ -108,6 +108,22 @@ class SampleTable:
         counts = self.samples["label"].value_counts()
         return {name: int(counts.get(name, 0)) for name in self.class_names}
 
+    def with_classes(self, class_names) -> "SampleTable":
+        """The table with a model's classes (`label_index` into them): an external set may hold
+        some of them in any order (a partial label set; the others are absent from its labels).
+        A label the model does not know raises DataError naming it."""
+        from skinkeras.errors import DataError
+
+        class_names = tuple(class_names)
+        if class_names == self.class_names:
+            return self
+        unknown = sorted(set(self.samples["label"]) - set(class_names))
+        if unknown:
+            raise DataError(f"the dataset's labels {unknown} are not among the model's classes {list(class_names)}")
+        index = {name: k for k, name in enumerate(class_names)}
+        samples = self.samples.assign(label_index=self.samples["label"].map(index).astype("int64"))
+        return dataclasses.replace(self, samples=samples, class_names=class_names)
+
     def subset(self, mask_or_index) -> "SampleTable":
         """A table with the selected rows (boolean mask or index labels); problems are kept."""
         rows = self.samples.loc[mask_or_index].reset_index(drop=True)

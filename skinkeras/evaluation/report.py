@@ -46,6 +46,8 @@ def markdown_report(metrics: dict, title: str = "Evaluation report") -> str:
     if absent:
         lines += ["", f"Classes absent from the labels (left out of every macro mean): "
                       f"{', '.join(absent)}."]
+    if metrics.get("notes"):  # what the evaluator wants read with the figures (e.g. inputs it changed)
+        lines += ["", "## Notes", ""] + [f"- {note}" for note in metrics["notes"]]
     lines += [
         "",
         "## Per class",

@@ -3,10 +3,12 @@
 `load_export_predictor(path)` recognises an export and returns a `Predictor` (a run directory's
 predictor is its task's: `skinkeras.runs.load_predictor`), whose
 `predict(pixels, age, sex, site)` takes one raw uint8 RGB image of any size and plain metadata
-values, and returns the class probabilities. Each kind prepares the image the way its users do:
-the Keras model of a run through `serving.preprocess_images` (the evaluation pipeline), the
-SavedModel inside its graph, the TFLite model with the app-side resize and `encode_numpy` described
-in its metadata_encoding.json. Metadata values are checked first (`check_metadata`), so a typo in
+values, and returns the class probabilities; `predict_many(images, metadata)` does the same for a
+list of images with fewer model calls where the kind allows it (a run's Keras model: one call per
+list; a SavedModel: a few full-size photos per call, as its graph resizes them; TFLite: one image
+per call). Each kind prepares the image the way its users do: the Keras model of a run through
+`serving.preprocess_images` (the evaluation pipeline), the SavedModel inside its graph, the TFLite
+model with the app-side resize and `encode_numpy` described in its metadata_encoding.json. Metadata values are checked first (`check_metadata`), so a typo in
 a site is an error, not a silent "unknown".
 """
 
@@ -26,11 +28,12 @@ MIN_IMAGE_SIDE = 32  # below (a thumbnail, a 1 x 1 file): predicted, with a warn
 log = logging.getLogger(__name__)
 
 
-def check_metadata(spec, age=None, sex=None, site=None) -> tuple[float, str, str]:
+def check_metadata(spec, age=None, sex=None, site=None, *, option: str = "--") -> tuple[float, str, str]:
     """Validated `(age, sex, site)`: age NaN when None, sex / site "unknown" when None.
 
     Raises SkinkerasError for an age outside 0..120, a sex other than female/male/unknown or a
-    site outside the run's vocabulary (the message lists the valid values).
+    site outside the run's vocabulary (the message lists the valid values). `option` prefixes the
+    field names in messages ("--" for command-line options, "" for CSV columns).
     """
     from skinkeras.data.metadata import SEXES, UNKNOWN
 
@@ -40,15 +43,15 @@ def check_metadata(spec, age=None, sex=None, site=None) -> tuple[float, str, str
         try:
             age_value = float(age)
         except (TypeError, ValueError):
-            raise SkinkerasError(f"--age must be a number of years. Received: {age!r}") from None
+            raise SkinkerasError(f"{option}age must be a number of years. Received: {age!r}") from None
         if not MIN_AGE <= age_value <= MAX_AGE:
-            raise SkinkerasError(f"--age must be in {MIN_AGE:g}..{MAX_AGE:g} years. Received: {age!r}")
+            raise SkinkerasError(f"{option}age must be in {MIN_AGE:g}..{MAX_AGE:g} years. Received: {age!r}")
     sex_value = UNKNOWN if sex is None else str(sex).strip().lower()
     if sex_value not in SEXES:
-        raise SkinkerasError(f"--sex must be one of {', '.join(SEXES)}. Received: {sex!r}")
+        raise SkinkerasError(f"{option}sex must be one of {', '.join(SEXES)}. Received: {sex!r}")
     site_value = UNKNOWN if site is None else str(site).strip().lower()
     if spec.metadata is not None and site_value not in spec.metadata.sites:
-        raise SkinkerasError(f"--site must be one of: {', '.join(spec.metadata.sites)}. Received: {site!r}")
+        raise SkinkerasError(f"{option}site must be one of: {', '.join(spec.metadata.sites)}. Received: {site!r}")
     return age_value, sex_value, site_value
 
 
@@ -95,8 +98,51 @@ class Predictor:
         age, sex, site = check_metadata(self.spec, age, sex, site)
         return self._predict(np.asarray(pixels, np.uint8), age, sex, site)
 
+    def predict_many(self, images, metadata=None) -> np.ndarray:
+        """float32[N, C] for a list of uint8 images `[H, W, 3]` (any sizes) and, per image, an
+        already checked `(age, sex, site)` (None: all unknown)."""
+        from skinkeras.data.metadata import UNKNOWN
+
+        images = [np.asarray(pixels, np.uint8) for pixels in images]
+        metadata = list(metadata) if metadata is not None else [(float("nan"), UNKNOWN, UNKNOWN)] * len(images)
+        if len(metadata) != len(images):
+            raise ValueError(f"{len(metadata)} metadata rows for {len(images)} images")
+        if not images:
+            return np.zeros((0, self.spec.num_classes), np.float32)
+        return np.asarray(self._predict_many(images, metadata), np.float32)
+
     def _predict(self, pixels, age, sex, site):
         raise NotImplementedError
+
+    def _predict_many(self, images, metadata):
+        # One call per image: a TFLite model's input is [1, S, S, 3], and a pipeline predictor
+        # (two-stage) segments and crops each image on its own.
+        return np.stack([self._predict(pixels, *values) for pixels, values in zip(images, metadata)])
+
+    def encode_many(self, metadata):
+        if self.spec.metadata is None:
+            return None
+        ages, sexes, sites = zip(*metadata)
+        return self.spec.metadata.encode_numpy(ages, sexes, sites)
+
+
+# Raw pixels per SavedModel call: its graph resizes the raw photos, and batches of more than a few
+# full-size photos (600 x 450) were slower per image than single calls on a 2-core CPU (the float
+# copies leave the cache); small images still go many to a call.
+RAW_PIXELS_PER_CALL = 1 << 20
+
+
+def _pixel_batches(positions: list[int], shape) -> list[list[int]]:
+    step = max(1, RAW_PIXELS_PER_CALL // max(1, int(shape[0]) * int(shape[1])))
+    return [positions[k:k + step] for k in range(0, len(positions), step)]
+
+
+def by_shape(images) -> dict[tuple, list[int]]:
+    """{image shape: positions}: a graph taking `[N, H, W, 3]` takes one size per call."""
+    groups: dict[tuple, list[int]] = {}
+    for position, pixels in enumerate(images):
+        groups.setdefault(pixels.shape, []).append(position)
+    return groups
 
 
 class RunPredictor(Predictor):
@@ -115,6 +161,15 @@ class RunPredictor(Predictor):
             inputs["metadata"] = self.encode(age, sex, site)[None]
         return np.asarray(self.keras_model.predict_on_batch(inputs)[0], np.float32)
 
+    def _predict_many(self, images, metadata):
+        # Each photo is resized on its own (a batch of full-size float photos is memory traffic
+        # that costs more than it saves, measured in `skinkeras bench predict`); the model takes
+        # the small prepared images in one call.
+        inputs = {"image": np.stack([self.prepare(pixels) for pixels in images])}
+        if self.spec.metadata is not None:
+            inputs["metadata"] = self.encode_many(metadata)
+        return np.asarray(self.keras_model.predict_on_batch(inputs), np.float32)
+
 
 class SavedModelPredictor(Predictor):
     kind = "saved_model"
@@ -132,6 +187,19 @@ class SavedModelPredictor(Predictor):
         if self.spec.metadata is not None:
             inputs.update(age=tf.constant([age], tf.float32), sex=tf.constant([sex]), site=tf.constant([site]))
         return self.serve(**inputs)["probabilities"].numpy()[0]
+
+    def _predict_many(self, images, metadata):
+        import tensorflow as tf
+
+        out = np.zeros((len(images), self.spec.num_classes), np.float32)
+        batches = [batch for shape, same_size in by_shape(images).items() for batch in _pixel_batches(same_size, shape)]
+        for positions in batches:
+            inputs = {"images": tf.constant(np.stack([images[p] for p in positions]))}
+            if self.spec.metadata is not None:
+                ages, sexes, sites = zip(*(metadata[p] for p in positions))
+                inputs.update(age=tf.constant(ages, tf.float32), sex=tf.constant(sexes), site=tf.constant(sites))
+            out[positions] = self.serve(**inputs)["probabilities"].numpy()
+        return out
 
 
 class TFLitePredictor(Predictor):

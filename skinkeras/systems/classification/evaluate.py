@@ -1,8 +1,8 @@
 """Evaluating a classification run: its predictions file, then metrics with BCa intervals from it.
 
 `predict(run_dir, data_root, split="test")` predicts with the run's best model on its own split of
-its dataset, or with `split="all"` on every image under another root (an external test set whose
-class names must be the run's), and returns the `Predictions`; `score(predictions, out_dir)`
+its dataset, or with `split="all"` on every image under another root (an external test set holding
+some or all of the run's classes: metrics are taken over the classes present), and returns the `Predictions`; `score(predictions, out_dir)`
 computes the metrics and writes metrics.json, report.md and the plots.
 """
 
@@ -69,9 +69,8 @@ def predict(run_dir, data_root, *, dataset: str | None = None, split: str = "tes
     run = as_run(run_dir)
     preprocessing = run.read_preprocessing()
     class_names = tuple(preprocessing["class_names"])
-    table = evaluation_table(run, data_root, dataset, split)
-    if tuple(table.class_names) != class_names:
-        raise SkinkerasError(f"the dataset's classes {list(table.class_names)} are not the run's {list(class_names)}")
+    # An external set may hold only some of the run's classes: the others are reported absent.
+    table = evaluation_table(run, data_root, dataset, split).with_classes(class_names)
     model = model or load_run_model(run)
     color_constancy = run.read_config().data.color_constancy
     y_true, y_prob, ids = predict_table(model, table, preprocessing, multi_crop=multi_crop, batch_size=batch_size,

@@ -106,9 +106,7 @@ def _external_tables(run, config, data_root, dataset, variants, class_names):
     from skinkeras.segmentation.crop import crop_table
     from skinkeras.systems.two_stage.data import load_dataset_logged, load_segmenter
 
-    table = load_dataset_logged(dataset or config.data.dataset, data_root)
-    if tuple(table.class_names) != class_names:
-        raise SkinkerasError(f"the dataset's classes {list(table.class_names)} are not the run's {list(class_names)}")
+    table = load_dataset_logged(dataset or config.data.dataset, data_root).with_classes(class_names)
     table = dataclasses.replace(table, samples=table.samples.assign(split="all"))
     tables = {}
     for variant in variants:
