@@ -11,6 +11,9 @@ SYNTH_DIR ?= runs/synthetic_ham10000
 SYNTH_N ?= 600
 SET ?=
 PYTEST_ARGS ?=
+# Test files run in parallel processes (one file stays in one process: its fixtures are shared).
+TEST_WORKERS ?= 2
+XDIST := -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: install test test-slow test-all train-ham10000 clean
 
@@ -24,13 +27,13 @@ $(STAMP): setup.cfg pyproject.toml
 install: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "not slow" $(XDIST) $(PYTEST_ARGS)
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m slow $(XDIST) $(PYTEST_ARGS)
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(XDIST) $(PYTEST_ARGS)
 
 train-ham10000: $(STAMP)
 	@$(BIN)/python apps/train_ham10000.py --data "$(DATA)" --out "$(RUN_DIR)" \

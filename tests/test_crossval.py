@@ -15,7 +15,7 @@ from skinkeras.experiments import ExperimentConfig, apply_overrides
 
 FOLDS = 3
 TINY = ["data.dataset=ham10000", "data.image_size=32", "data.batch_size=8", "data.use_metadata=false",
-        "model.backbone=MobileNetV3Small", "model.head=gap", "model.metadata_branch=none", "train.epochs=1",
+        "model.backbone=TinyCNN", "model.head=gap", "model.metadata_branch=none", "train.epochs=1",
         "train.early_stopping_patience=0", f"split.folds={FOLDS}"]
 
 

@@ -197,6 +197,14 @@ def cli(*args, env_extra=None):
     return result.stdout
 
 
+def cli_here(capsys, *args):
+    from skinkeras.cli import main
+
+    capsys.readouterr()
+    assert main([str(a) for a in args]) == 0, capsys.readouterr().err
+    return capsys.readouterr().out
+
+
 @pytest.fixture(scope="module")
 def toy_data(tmp_path_factory):
     from skinkeras.data.synth import synthesize
@@ -244,7 +252,7 @@ def test_the_task_section_is_typed_and_belongs_to_the_task(toy_data):
         apply_overrides(ExperimentConfig(), ["task=toy", "toy.hidden_units=many"])
 
 
-def test_cross_validation_works_for_a_plugin_task_too(toy_data, tmp_path):
+def test_cross_validation_works_for_a_plugin_task_too(toy_data, tmp_path, capsys):
     """split.folds is the engine's: the toy task gets fold runs and out-of-fold predictions
     without a line of cross-validation code of its own."""
     from skinkeras.evaluation.predictions import Predictions
@@ -252,10 +260,11 @@ def test_cross_validation_works_for_a_plugin_task_too(toy_data, tmp_path):
     experiment = tmp_path / "toy_experiment.py"
     experiment.write_text(EXPERIMENT)
     run = tmp_path / "cv"
-    cli("train", experiment, "--data-root", toy_data, "--out", run, "--set", "split.folds=3",
-        "--set", "train.epochs=1")
+    # In this process (the test above covers fresh processes): two TensorFlow start-ups less.
+    cli_here(capsys, "train", experiment, "--data-root", toy_data, "--out", run, "--set", "split.folds=3",
+             "--set", "train.epochs=1")
     assert sorted(p.name for p in run.glob("fold_*")) == ["fold_0", "fold_1", "fold_2"]
-    out = cli("evaluate", run, "--data-root", toy_data, "--resamples", "0")
+    out = cli_here(capsys, "evaluate", run, "--data-root", toy_data, "--resamples", "0")
     assert out.startswith("60 images")
     merged = Predictions.read(run / "evaluation_test" / "predictions.csv")
     assert len(merged) == 60 and sorted(set(merged.frame["fold"])) == [0, 1, 2]

@@ -1,6 +1,6 @@
 """The training engine on a tiny model and generated data: run directory, resume, NaN, distribution.
 
-Each test trains MobileNetV3Small + soft attention at 64 px on a few dozen generated images, so the
+Each test trains the registry's TinyCNN + soft attention at 64 px (the backbone is not what is tested here) on a few dozen generated images, so the
 whole file stays well under a minute or two on 2 cores.
 """
 
@@ -24,7 +24,7 @@ TINY = [
     "data.dataset=ham10000",
     "data.image_size=64",
     "data.batch_size=8",
-    "model.backbone=MobileNetV3Small",
+    "model.backbone=TinyCNN",
     "model.head=soft_attention",
     "model.metadata_branch=gessert",
     "train.epochs=2",

@@ -96,6 +96,30 @@ def _se_resnext50(**kwargs):
 
 _se_resnext50.__name__ = "skinkeras.models.se_resnext.SEResNeXt50"
 
+TINY_WIDTHS = (16, 32, 48, 64)
+
+
+def _tiny_cnn(*, include_top=False, weights=None, input_shape=None, **_):
+    """Four stride-2 conv + BN + ReLU blocks: a backbone that builds, traces and trains in a second.
+
+    Not a paper model. It is what the test suite and smoke runs train when the backbone is not what
+    they test (a MobileNetV3Small run spends most of a tiny test's time tracing its ~230 layers).
+    """
+    del include_top  # no classification top either way
+    inputs = keras.Input(shape=input_shape, name="tiny_input")
+    x = inputs
+    for index, width in enumerate(TINY_WIDTHS, start=1):
+        x = keras.layers.Conv2D(width, 3, strides=2, padding="same", use_bias=False, name=f"tiny_block{index}_conv")(x)
+        x = keras.layers.BatchNormalization(name=f"tiny_block{index}_bn")(x)
+        x = keras.layers.ReLU(name=f"tiny_block{index}_relu")(x)
+    model = keras.Model(inputs, x, name="tiny_cnn")
+    if weights is not None:
+        model.load_weights(weights)
+    return model
+
+
+_tiny_cnn.__name__ = "skinkeras.models.backbones.TinyCNN"
+
 _D = DocumentedFigures
 
 _ROWS = (
@@ -186,6 +210,13 @@ _ROWS = (
     BackboneSpec(
         "SEResNeXt50", _se_resnext50, 224, 32, "torch", 2048,
         InsertionPoint("conv5_block3_out", (7, 7, 2048), "ReLU", source="ours", note="final feature map"),
+        None,
+        imagenet_weights=False,
+    ),
+    BackboneSpec(
+        "TinyCNN", _tiny_cnn, 64, 16, "tf", TINY_WIDTHS[-1],
+        InsertionPoint(f"tiny_block{len(TINY_WIDTHS)}_relu", (4, 4, TINY_WIDTHS[-1]), "ReLU", source="ours",
+                       note="final feature map; tests and smoke runs only, not a paper model"),
         None,
         imagenet_weights=False,
     ),
