@@ -43,14 +43,18 @@ def start_run(config, run_dir, *, resume, holds_run: Callable[[RunDirectory], bo
     `resume=True`: the stored config wins and `state` is the stored checkpoint state (None when the
     task keeps no epoch state, e.g. a composite run); leftovers of a killed write are removed.
     `resume="auto"`: resume when the directory holds a run, else start one (cross-validation folds).
+    A worker other than the chief of a multi-worker run gets a scratch copy as its `run`
+    (`runtime.worker_run`): only the chief writes the run directory.
     """
     from skinkeras.engine import callbacks as cb
+    from skinkeras.engine.runtime import worker_run
     from skinkeras.experiments.config import save_config
 
     run = as_run(run_dir)
     holds_run = holds_run or RunDirectory.is_started
     if resume == "auto":
         resume = holds_run(run)
+    run = worker_run(run, config.train.strategy if not resume else run.read_config().train.strategy, resume=resume)
     state = None
     if resume:
         if not holds_run(run):
@@ -143,8 +147,11 @@ def fit(model, run, *, train_config, train_data, steps: int | None, state: dict 
         reseed: set the random layers' seeds from (seed, epoch) every epoch (resumable dropout).
         saved_model, on_best: see `RunCheckpoint`.
     """
+    from skinkeras.engine.runtime import chief_decides, shard_by_data
+
     t = train_config
     run = as_run(run)
+    strategy = model.distribute_strategy
     monitor = monitor or t.monitor
     stateful, checkpoint, callbacks = run_callbacks(
         t, run, state, monitor=monitor, checkpoint_monitor=checkpoint_monitor, tensorboard=tensorboard,
@@ -162,11 +169,15 @@ def fit(model, run, *, train_config, train_data, steps: int | None, state: dict 
     started = time.monotonic()
     images_seen = 0
     stopped = False
+    if val_data is not None:
+        val_data = shard_by_data(val_data, strategy)
     for epoch in range(start_epoch, t.epochs):
-        if _stop_requested(stateful):
+        # Every worker must leave the loop at the same epoch, or the others wait for it in the next
+        # epoch's collectives; the time budget is measured on each worker's own clock.
+        if chief_decides(strategy, _stop_requested(stateful)):
             stopped = True
             break
-        dataset = train_data(epoch) if callable(train_data) else train_data
+        dataset = shard_by_data(train_data(epoch) if callable(train_data) else train_data, strategy)
         if reseed:
             reseed_random_layers(model, t.seed, epoch)
         if t.steps_per_epoch:
