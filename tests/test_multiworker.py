@@ -1,0 +1,230 @@
+"""Training on several machines: `skinkeras train ... --strategy multiworker` with two worker
+processes on this machine (TF_CONFIG on loopback ports, CPU), tf.distribute's
+MultiWorkerMirroredStrategy between them.
+
+Fast (default suite): the toy task of tests/test_task_plugins.py (mean colour -> Dense) trains on
+two workers; the chief writes the run, the other worker a scratch copy deleted at its exit, and
+both end with the same weights. Which directory a worker trains into is also checked without a
+cluster. Slow: the paper-001 classifier (MobileNetV3Small, 32 px) on two workers, the non-chief
+killed after an epoch and the pair resumed with `--resume`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.test_task_plugins import EXPERIMENT
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# Each worker runs the CLI through this, which copies the non-chief's scratch checkpoint out before
+# the exit handler deletes the scratch directory, so the test can compare the workers' weights.
+DRIVER = """
+import os, shutil, sys
+from pathlib import Path
+from skinkeras.cli import main
+code = main(sys.argv[1:])
+for found in Path(os.environ["TMPDIR"]).glob("skinkeras-worker*/checkpoints/last.keras"):
+    shutil.copy(found, os.environ["KEEP_SCRATCH_MODEL"])
+sys.exit(code)
+"""
+
+
+def _free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+class Workers:
+    """Two `skinkeras` worker processes of one cluster; `stop()` kills whatever still runs."""
+
+    def __init__(self, tmp_path: Path, tag: str, args):
+        self.tmp = [tmp_path / f"{tag}_tmp{index}" for index in range(2)]
+        self.logs = [tmp_path / f"{tag}_worker{index}.log" for index in range(2)]
+        self.kept = [tmp_path / f"{tag}_worker{index}_last.keras" for index in range(2)]
+        cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+        self.processes = []
+        for index in range(2):
+            self.tmp[index].mkdir()
+            env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TMPDIR=str(self.tmp[index]),
+                       KEEP_SCRATCH_MODEL=str(self.kept[index]),
+                       TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
+            with open(self.logs[index], "w") as log:
+                self.processes.append(subprocess.Popen([sys.executable, "-c", DRIVER, *map(str, args)], cwd=REPO_ROOT,
+                                                       env=env, stdout=log, stderr=subprocess.STDOUT))
+
+    def output(self, index: int) -> str:
+        return self.logs[index].read_text()
+
+    def wait(self, timeout: float) -> list[int]:
+        deadline = time.monotonic() + timeout
+        for process in self.processes:
+            try:
+                process.wait(timeout=max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.stop()
+                pytest.fail(f"a worker still ran after {timeout:.0f} s:\n" + self.output(0)[-3000:] + self.output(1)[-3000:])
+        return [process.returncode for process in self.processes]
+
+    def stop(self):
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=30)
+
+
+@pytest.fixture
+def workers(tmp_path):
+    started = []
+
+    def start(tag, args):
+        started.append(Workers(tmp_path, tag, args))
+        return started[-1]
+
+    yield start
+    for group in started:
+        group.stop()
+
+
+@pytest.fixture(scope="module")
+def toy_data(tmp_path_factory):
+    from skinkeras.data.synth import synthesize
+
+    root = tmp_path_factory.mktemp("toy_data")
+    synthesize("ham10000", root, n=40, seed=1, image_size=(24, 18))
+    return root
+
+
+def _weights(path: Path):
+    from skinkeras.saving import load_model
+
+    return load_model(path).get_weights()
+
+
+def _assert_same_weights(a: Path, b: Path):
+    wa, wb = _weights(a), _weights(b)
+    assert len(wa) == len(wb) > 0
+    for x, y in zip(wa, wb):
+        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+
+
+def test_two_workers_train_one_run_written_by_the_chief(toy_data, tmp_path, workers):
+    experiment = tmp_path / "toy_experiment.py"
+    experiment.write_text(EXPERIMENT)
+    run = tmp_path / "run"
+    group = workers("toy", ["train", experiment, "--data-root", toy_data, "--out", run, "--strategy", "multiworker",
+                            "--set", "toy.hidden_units=8"])
+    codes = group.wait(timeout=300)
+    assert codes == [0, 0], group.output(0)[-3000:] + group.output(1)[-3000:]
+
+    state = json.loads((run / "checkpoints" / "state.json").read_text())
+    assert state["epochs_done"] == 2 and [row["epoch"] for row in state["checkpoint"]["history"]] == [1, 2]
+    assert json.loads((run / "run.json").read_text())["epochs_done"] == 2
+    assert "MultiWorkerMirroredStrategy over 2 replicas" in group.output(0)
+    # Worker 1 trained into a scratch directory (its complete checkpoint was copied out of it
+    # before exit), which it deleted; worker 0, the chief, trained into the run.
+    assert "trains into the scratch directory" in group.output(1)
+    assert "trains into the scratch directory" not in group.output(0)
+    assert group.kept[1].exists() and not group.kept[0].exists()
+    assert not list(group.tmp[1].glob("skinkeras-*"))
+    # Gradients are all-reduced every step: both workers hold the same model.
+    _assert_same_weights(run / "checkpoints" / "last.keras", group.kept[1])
+
+
+def test_the_chief_trains_into_the_run_and_another_worker_into_a_scratch_copy(tmp_path, monkeypatch):
+    from skinkeras.engine.fit import start_run
+    from skinkeras.engine.runtime import SCRATCH_MARK, cluster_task
+    from skinkeras.experiments import ExperimentConfig, apply_overrides
+    from skinkeras.experiments.config import save_config
+
+    config = apply_overrides(ExperimentConfig(name="t"), ["train.strategy=multiworker"])
+    cluster = {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 1}}))
+    assert cluster_task("multiworker") == ("worker", 1, False)
+    assert cluster_task("mirrored")[2]  # TF_CONFIG only counts for the multiworker strategy
+
+    new = tmp_path / "new"
+    _, run, state = start_run(config, new, resume=False)
+    assert state is None and not new.exists(), "a non-chief worker wrote into the run directory"
+    assert (run.path / "config.json").exists() and (run.path / SCRATCH_MARK).exists()
+
+    # Resume: a copy of the chief's run without its logs and half-written files, which stay.
+    old = tmp_path / "old"
+    (old / "checkpoints").mkdir(parents=True)
+    (old / "logs").mkdir()
+    save_config(config, old / "config.json")
+    (old / "checkpoints" / "state.json").write_text(json.dumps({"epochs_done": 1}))
+    (old / "checkpoints" / "last.keras").write_bytes(b"model")
+    (old / "checkpoints" / "last.partial.keras").write_bytes(b"half")
+    _, run, state = start_run(config, old, resume=True)
+    assert state == {"epochs_done": 1}
+    assert run.path != old and (run.path / "checkpoints" / "last.keras").read_bytes() == b"model"
+    assert not (run.path / "logs").exists() and not (run.path / "checkpoints" / "last.partial.keras").exists()
+    assert (old / "checkpoints" / "last.partial.keras").exists(), "only the chief cleans the run"
+    _, nested, _ = start_run(config, run.path / "fold_0", resume=False)
+    assert nested.path == run.path / "fold_0"  # below a scratch copy: not copied again
+
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}}))
+    _, run, _ = start_run(config, tmp_path / "chief", resume=False)
+    assert run.path == tmp_path / "chief" and (run.path / "config.json").exists()
+
+
+TINY_CLASSIFIER = ["data.dataset=ham10000", "data.image_size=32", "data.batch_size=8", "data.augment=false",
+                   "model.backbone=MobileNetV3Small", "model.head=gap", "model.metadata_branch=none",
+                   "train.early_stopping_patience=0"]
+
+
+@pytest.mark.slow
+def test_a_killed_worker_resumes_the_classifier_with_the_other(tmp_path, workers):
+    """Minutes on 2 shared cores: two start-ups of a MobileNetV3Small on two workers."""
+    from skinkeras.data.synth import synthesize
+
+    data = tmp_path / "data"
+    synthesize("ham10000", data, n=60, seed=3, image_size=(48, 36))
+    run = tmp_path / "run"
+    epochs = 3
+    train = ["train", "ham10000_soft_attention", "--data-root", data, "--out", run, "--strategy", "multiworker"]
+    train += [arg for o in TINY_CLASSIFIER + [f"train.epochs={epochs}"] for arg in ("--set", o)]
+    first = workers("first", train)
+    state_path = run / "checkpoints" / "state.json"
+    deadline = time.monotonic() + 600
+    while not (state_path.exists() and json.loads(state_path.read_text())["epochs_done"] >= 1):
+        assert time.monotonic() < deadline, "no epoch finished in 600 s"
+        assert all(p.poll() is None for p in first.processes), first.output(0)[-3000:] + first.output(1)[-3000:]
+        time.sleep(0.05)
+    first.processes[1].send_signal(signal.SIGKILL)
+    # The chief cannot go on without it: its collectives fail (the cluster's heartbeats stop), as
+    # a job scheduler would see before restarting the job. Killed here if it takes too long.
+    try:
+        first.processes[0].wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        first.stop()
+    done = json.loads(state_path.read_text())["epochs_done"]
+    assert 1 <= done < epochs, "the run finished before a worker could be killed"
+
+    resumed = workers("resumed", ["train", "ham10000_soft_attention", "--out", run, "--resume"])
+    codes = resumed.wait(timeout=900)
+    assert codes == [0, 0], resumed.output(0)[-3000:] + resumed.output(1)[-3000:]
+    for index in range(2):
+        assert f"resuming after epoch {done}" in resumed.output(index)
+    state = json.loads(state_path.read_text())
+    assert state["epochs_done"] == epochs
+    assert [row["epoch"] for row in state["checkpoint"]["history"]] == list(range(1, epochs + 1))
+    assert json.loads((run / "run.json").read_text())["replicas"] == 2
+    _assert_same_weights(run / "checkpoints" / "last.keras", resumed.kept[1])
