@@ -2,9 +2,9 @@
 processes on this machine (TF_CONFIG on loopback ports, CPU), tf.distribute's
 MultiWorkerMirroredStrategy between them.
 
-Fast (default suite): the toy task of tests/test_task_plugins.py (mean colour -> Dense) trains on
-two workers; the chief writes the run, the other worker a scratch copy deleted at its exit, and
-both end with the same weights. Which directory a worker trains into is also checked without a
+Fast (default suite): a toy task registered here (mean colour -> Dense -> batch norm -> softmax)
+trains on two workers; the chief writes the run, the other worker a scratch copy deleted at its
+exit, and both end with the same weights, batch-norm statistics included. Which directory a worker trains into is also checked without a
 cluster. Slow: the paper-001 classifier (MobileNetV3Small, 32 px) on two workers, the non-chief
 killed after an epoch and the pair resumed with `--resume`.
 """
@@ -23,9 +23,86 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.test_task_plugins import EXPERIMENT
+from skinkeras.tasks import Task, register_task
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_dataset(config, table, *, training: bool, epoch: int = 0):
+    """Elements `({"colour": float32[3]}, one-hot[C])`: the image's mean RGB in 0..1."""
+    import tensorflow as tf
+
+    from skinkeras.data.pipeline import read_image
+
+    samples = table.samples
+    data = tf.data.Dataset.from_tensor_slices((samples["image_path"].to_numpy(dtype=str),
+                                               samples["label_index"].to_numpy(dtype="int32")))
+    if training:
+        data = data.shuffle(len(samples), seed=config.train.seed + epoch)
+
+    def load(path, label):
+        return {"colour": tf.reduce_mean(read_image(path), axis=[0, 1]) / 255.0}, tf.one_hot(label, table.num_classes)
+
+    return data.map(load).batch(config.data.batch_size, drop_remainder=training)
+
+
+def build_model(config, num_classes, dtype=None):
+    import keras
+
+    inputs = keras.Input((3,), name="colour")
+    x = keras.layers.Dense(8, name="hidden")(inputs)
+    x = keras.layers.BatchNormalization(momentum=0.5, name="norm")(x)  # per-replica statistics unless synchronized
+    x = keras.layers.Activation("relu")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    return keras.Model({"colour": inputs}, outputs, name="toy_bn")
+
+
+def train(config, run_dir, *, resume=False, verbose="auto"):
+    import keras
+
+    from skinkeras.engine.fit import build_or_resume, fit, start_run, write_summary
+    from skinkeras.engine.run_data import load_split_table, split_sizes
+    from skinkeras.engine.runtime import make_strategy
+
+    config, run, state = start_run(config, run_dir, resume=resume)
+    table = load_split_table(config, run)
+    parts = {name: table.subset(table.samples["split"] == name) for name in ("train", "val")}
+
+    def build():
+        model = build_model(config, table.num_classes)
+        model.compile(optimizer=keras.optimizers.Adam(config.train.learning_rate), loss="categorical_crossentropy")
+        return model
+
+    strategy = make_strategy(config.train.strategy)
+    model = build_or_resume(run, state, build, strategy=strategy)
+    result = fit(model, run, train_config=config.train, state=state, steps=None,
+                 train_data=lambda epoch: make_dataset(config, parts["train"], training=True, epoch=epoch),
+                 val_data=make_dataset(config, parts["val"], training=False), verbose=verbose)
+    return write_summary(config, run, result, monitor=config.train.monitor, split_sizes=split_sizes(table),
+                         replicas=strategy.num_replicas_in_sync)
+
+
+register_task(Task(name="toy_bn", summary="mean colour -> Dense -> batch norm -> softmax (a test's task)",
+                   element='({"colour": float32[3]}, one-hot float32[C])', build_model=build_model,
+                   make_dataset=make_dataset, train=train))
+
+EXPERIMENT = '''"""The toy task of tests/test_multiworker.py (registered there).
+
+Command:
+    skinkeras train toy_bn.py --data-root DIR --strategy multiworker   (TF_CONFIG set)
+
+Paper: none, a test.
+"""
+import tests.test_multiworker  # registers the "toy_bn" task  # noqa: F401
+from skinkeras.experiments.config import ExperimentConfig
+from skinkeras.experiments.sections import DataConfig, TrainConfig
+
+
+def get_config():
+    return ExperimentConfig(name="toy_bn", task="toy_bn", data=DataConfig(dataset="ham10000", batch_size=8),
+                            train=TrainConfig(epochs=2, learning_rate=0.05, early_stopping_patience=0,
+                                              lr_schedule="constant", monitor="val_loss"))
+'''
 
 # Each worker runs the CLI through this, which copies the non-chief's scratch checkpoint out before
 # the exit handler deletes the scratch directory, so the test can compare the workers' weights.
@@ -125,25 +202,25 @@ def _assert_same_weights(a: Path, b: Path):
 
 
 def test_two_workers_train_one_run_written_by_the_chief(toy_data, tmp_path, workers):
-    experiment = tmp_path / "toy_experiment.py"
+    experiment = tmp_path / "toy_bn.py"
     experiment.write_text(EXPERIMENT)
     run = tmp_path / "run"
-    group = workers("toy", ["train", experiment, "--data-root", toy_data, "--out", run, "--strategy", "multiworker",
-                            "--set", "toy.hidden_units=8"])
+    group = workers("toy", ["train", experiment, "--data-root", toy_data, "--out", run, "--strategy", "multiworker"])
     codes = group.wait(timeout=300)
     assert codes == [0, 0], group.output(0)[-3000:] + group.output(1)[-3000:]
 
     state = json.loads((run / "checkpoints" / "state.json").read_text())
     assert state["epochs_done"] == 2 and [row["epoch"] for row in state["checkpoint"]["history"]] == [1, 2]
-    assert json.loads((run / "run.json").read_text())["epochs_done"] == 2
-    assert "MultiWorkerMirroredStrategy over 2 replicas" in group.output(0)
+    summary = json.loads((run / "run.json").read_text())
+    assert summary["epochs_done"] == 2 and summary["replicas"] == 2
     # Worker 1 trained into a scratch directory (its complete checkpoint was copied out of it
     # before exit), which it deleted; worker 0, the chief, trained into the run.
     assert "trains into the scratch directory" in group.output(1)
     assert "trains into the scratch directory" not in group.output(0)
     assert group.kept[1].exists() and not group.kept[0].exists()
     assert not list(group.tmp[1].glob("skinkeras-*"))
-    # Gradients are all-reduced every step: both workers hold the same model.
+    # Gradients and batch-norm statistics are all-reduced every step: both workers hold the same
+    # model, moving mean and variance included (each worker's own without synchronization).
     _assert_same_weights(run / "checkpoints" / "last.keras", group.kept[1])
 
 

@@ -74,13 +74,18 @@ def start_run(config, run_dir, *, resume, holds_run: Callable[[RunDirectory], bo
 
 def build_or_resume(run: RunDirectory, state, build: Callable, *, strategy):
     """The model to train: `build()` (compiled) for a new run, else the run's last checkpoint, in
-    the strategy's scope."""
+    the strategy's scope; with batch normalization over the global batch on several replicas."""
+    from skinkeras.engine.runtime import synchronize_batch_norm
+
     with strategy.scope():
         if state is not None:
             from skinkeras.saving import load_model
 
-            return load_model(run.last_model)
-        return build()
+            model = load_model(run.last_model)
+        else:
+            model = build()
+    synchronize_batch_norm(model, strategy)
+    return model
 
 
 @dataclasses.dataclass

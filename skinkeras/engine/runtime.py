@@ -159,3 +159,21 @@ def shard_by_data(dataset, strategy):
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options)
+
+
+def synchronize_batch_norm(model, strategy) -> None:
+    """Batch normalization over the global batch when it is split over several replicas.
+
+    Keras' BatchNormalization normalizes each replica's slice of the batch with that slice's own
+    statistics, and updates each replica's copy of the moving mean and variance from them alone
+    (those variables are not aggregated): the replicas' models drift apart, the one saved is
+    whichever the chief holds, and a slice of a few images gives noisy statistics. Synchronized,
+    the statistics are all-reduced (three small all-reduces per layer and step): a step computes
+    what it would on one machine and every replica keeps the same moving statistics."""
+    if strategy.num_replicas_in_sync == 1:
+        return
+    import keras
+
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = True
