@@ -38,7 +38,9 @@ def make_dataset(config, table, *, training: bool, epoch: int = 0):
     data = tf.data.Dataset.from_tensor_slices((samples["image_path"].to_numpy(dtype=str),
                                                samples["label_index"].to_numpy(dtype="int32")))
     if training:
-        data = data.shuffle(len(samples), seed=config.train.seed + epoch)
+        # Every pass over the dataset in the same order: under a tf.distribute strategy Keras' fit
+        # draws one batch from a first pass to build the model and trains on a second one.
+        data = data.shuffle(len(samples), seed=config.train.seed + epoch, reshuffle_each_iteration=False)
 
     def load(path, label):
         return {"colour": tf.reduce_mean(read_image(path), axis=[0, 1]) / 255.0}, tf.one_hot(label, table.num_classes)
@@ -50,7 +52,7 @@ def build_model(config, num_classes, dtype=None):
     import keras
 
     inputs = keras.Input((3,), name="colour")
-    x = keras.layers.Dense(8, name="hidden")(inputs)
+    x = keras.layers.Dense(8, use_bias=False, name="hidden")(inputs)  # a bias before batch norm gets noise alone
     x = keras.layers.BatchNormalization(momentum=0.5, name="norm")(x)  # per-replica statistics unless synchronized
     x = keras.layers.Activation("relu")(x)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions")(x)
@@ -86,6 +88,15 @@ register_task(Task(name="toy_bn", summary="mean colour -> Dense -> batch norm ->
                    element='({"colour": float32[3]}, one-hot float32[C])', build_model=build_model,
                    make_dataset=make_dataset, train=train))
 
+def toy_config():
+    from skinkeras.experiments.config import ExperimentConfig
+    from skinkeras.experiments.sections import DataConfig, TrainConfig
+
+    return ExperimentConfig(name="toy_bn", task="toy_bn", data=DataConfig(dataset="ham10000", batch_size=8),
+                            train=TrainConfig(epochs=2, learning_rate=0.05, early_stopping_patience=0,
+                                              lr_schedule="constant", monitor="val_loss"))
+
+
 EXPERIMENT = '''"""The toy task of tests/test_multiworker.py (registered there).
 
 Command:
@@ -93,15 +104,11 @@ Command:
 
 Paper: none, a test.
 """
-import tests.test_multiworker  # registers the "toy_bn" task  # noqa: F401
-from skinkeras.experiments.config import ExperimentConfig
-from skinkeras.experiments.sections import DataConfig, TrainConfig
+import tests.test_multiworker  # registers the "toy_bn" task
 
 
 def get_config():
-    return ExperimentConfig(name="toy_bn", task="toy_bn", data=DataConfig(dataset="ham10000", batch_size=8),
-                            train=TrainConfig(epochs=2, learning_rate=0.05, early_stopping_patience=0,
-                                              lr_schedule="constant", monitor="val_loss"))
+    return tests.test_multiworker.toy_config()
 '''
 
 # Each worker runs the CLI through this, which copies the non-chief's scratch checkpoint out before
@@ -260,6 +267,36 @@ def test_the_chief_trains_into_the_run_and_another_worker_into_a_scratch_copy(tm
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}}))
     _, run, _ = start_run(config, tmp_path / "chief", resume=False)
     assert run.path == tmp_path / "chief" and (run.path / "config.json").exists()
+
+
+def test_mirrored_strategy_over_two_logical_cpus_synchronizes_batch_norm(toy_data, tmp_path):
+    """One machine, two replicas (MirroredStrategy on two logical CPUs): each replica's slice of the
+    batch is normalized with the statistics of the whole batch."""
+    experiment = tmp_path / "toy_bn.py"
+    experiment.write_text(EXPERIMENT)
+    script = (
+        "import sys, tensorflow as tf\n"
+        "cpu = tf.config.list_physical_devices('CPU')[0]\n"
+        "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n"
+        "from skinkeras.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    run = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-c", script, "train", str(experiment), "--data-root", str(toy_data),
+                             "--out", str(run), "--strategy", "mirrored"], cwd=REPO_ROOT, capture_output=True,
+                            text=True, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.loads((run / "run.json").read_text())
+    assert summary["replicas"] == 2 and summary["epochs_done"] == 2
+    # The oracle: one replica on the whole batch. Without synchronized batch norm each replica
+    # normalizes its half with the half's statistics and the weights end elsewhere.
+    from dataclasses import replace
+
+    one = tmp_path / "one"
+    config = toy_config()
+    train(replace(config, data=replace(config.data, root=str(toy_data))), one, verbose=0)
+    for x, y in zip(_weights(run / "checkpoints" / "last.keras"), _weights(one / "checkpoints" / "last.keras")):
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
 
 
 TINY_CLASSIFIER = ["data.dataset=ham10000", "data.image_size=32", "data.batch_size=8", "data.augment=false",
