@@ -138,7 +138,7 @@ def _free_ports(n: int) -> list[int]:
 class Workers:
     """Two `skinkeras` worker processes of one cluster; `stop()` kills whatever still runs."""
 
-    def __init__(self, tmp_path: Path, tag: str, args):
+    def __init__(self, tmp_path: Path, tag: str, args, extra_args=((), ())):
         self.tmp = [tmp_path / f"{tag}_tmp{index}" for index in range(2)]
         self.logs = [tmp_path / f"{tag}_worker{index}.log" for index in range(2)]
         self.kept = [tmp_path / f"{tag}_worker{index}_last.keras" for index in range(2)]
@@ -150,8 +150,9 @@ class Workers:
                        KEEP_SCRATCH_MODEL=str(self.kept[index]),
                        TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
             with open(self.logs[index], "w") as log:
-                self.processes.append(subprocess.Popen([sys.executable, "-c", DRIVER, *map(str, args)], cwd=REPO_ROOT,
-                                                       env=env, stdout=log, stderr=subprocess.STDOUT))
+                command = [sys.executable, "-c", DRIVER, *map(str, args), *extra_args[index]]
+                self.processes.append(subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log,
+                                                       stderr=subprocess.STDOUT))
 
     def output(self, index: int) -> str:
         return self.logs[index].read_text()
@@ -177,8 +178,8 @@ class Workers:
 def workers(tmp_path):
     started = []
 
-    def start(tag, args):
-        started.append(Workers(tmp_path, tag, args))
+    def start(tag, args, extra_args=((), ())):
+        started.append(Workers(tmp_path, tag, args, extra_args))
         return started[-1]
 
     yield start
@@ -212,7 +213,10 @@ def test_two_workers_train_one_run_written_by_the_chief(toy_data, tmp_path, work
     experiment = tmp_path / "toy_bn.py"
     experiment.write_text(EXPERIMENT)
     run = tmp_path / "run"
-    group = workers("toy", ["train", experiment, "--data-root", toy_data, "--out", run, "--strategy", "multiworker"])
+    # Worker 1's clock says its time budget is used after epoch 1, the chief's does not: the chief
+    # decides, or worker 1 would leave while the chief waits for it in epoch 2's collectives.
+    group = workers("toy", ["train", experiment, "--data-root", toy_data, "--out", run, "--strategy", "multiworker"],
+                    extra_args=((), ("--set", "train.max_minutes=1e-6")))
     codes = group.wait(timeout=300)
     assert codes == [0, 0], group.output(0)[-3000:] + group.output(1)[-3000:]
 
@@ -220,6 +224,7 @@ def test_two_workers_train_one_run_written_by_the_chief(toy_data, tmp_path, work
     assert state["epochs_done"] == 2 and [row["epoch"] for row in state["checkpoint"]["history"]] == [1, 2]
     summary = json.loads((run / "run.json").read_text())
     assert summary["epochs_done"] == 2 and summary["replicas"] == 2
+    assert "time budget of 1e-06 min used" in group.output(1) and "Epoch 2/2" in group.output(1)
     # Worker 1 trained into a scratch directory (its complete checkpoint was copied out of it
     # before exit), which it deleted; worker 0, the chief, trained into the run.
     assert "trains into the scratch directory" in group.output(1)

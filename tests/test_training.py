@@ -155,6 +155,7 @@ def test_killed_run_resumes_and_ends_where_an_uninterrupted_run_would(tiny_ham, 
         np.testing.assert_allclose(wa, wb, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow  # 45-55 s of CPU; tests/test_multiworker.py has a fast one (a toy model)
 def test_mirrored_strategy_over_two_logical_cpus(tiny_ham, tmp_path):
     script = textwrap.dedent(f"""
         import json, sys, tensorflow as tf
