@@ -54,18 +54,18 @@ def start_run(config, run_dir, *, resume, holds_run: Callable[[RunDirectory], bo
     holds_run = holds_run or RunDirectory.is_started
     if resume == "auto":
         resume = holds_run(run)
-    run = worker_run(run, config.train.strategy if not resume else run.read_config().train.strategy, resume=resume)
+    if resume and not holds_run(run):
+        raise SkinkerasError(f"nothing to resume in {run.path}: it holds no started run")
+    if not resume and holds_run(run):
+        raise SkinkerasError(f"{run.path} already holds a run: continue it with --resume or choose another --out")
+    run = worker_run(run, (run.read_config() if resume else config).train.strategy, resume=resume)
     state = None
     if resume:
-        if not holds_run(run):
-            raise SkinkerasError(f"nothing to resume in {run.path}: it holds no started run")
         config = run.read_config()
         state = cb.load_run_state(run)
         removed = cb.remove_partial_files(run)
         if removed:
             log.info("removed %d partial files left by the interrupted run", len(removed))
-    elif holds_run(run):
-        raise SkinkerasError(f"{run.path} already holds a run: continue it with --resume or choose another --out")
     run.path.mkdir(parents=True, exist_ok=True)
     save_config(config, run.config)
     keras.utils.set_random_seed(config.train.seed)
