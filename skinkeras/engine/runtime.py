@@ -34,6 +34,9 @@ STRATEGIES = ("default", "mirrored", "multiworker")
 SCRATCH_MARK = ".skinkeras-worker-scratch"
 
 log = logging.getLogger(__name__)
+# The process's one MultiWorkerMirroredStrategy, reused by later runs in it (cross-validation
+# folds): creating it starts this worker's server on its TF_CONFIG port, which a second could not.
+_MULTI_WORKER_STRATEGY = []
 
 
 def resolve_precision(name: str) -> str:
@@ -56,7 +59,9 @@ def make_strategy(name: str):
     if name == "mirrored":
         strategy = tf.distribute.MirroredStrategy()
     elif name == "multiworker":
-        strategy = _multi_worker_strategy_class()()
+        if not _MULTI_WORKER_STRATEGY:
+            _MULTI_WORKER_STRATEGY.append(_multi_worker_strategy_class()())
+        strategy = _MULTI_WORKER_STRATEGY[0]
     else:
         raise ConfigError(f"train.strategy must be one of {STRATEGIES}. Received: {name!r}")
     log.info("%s over %d replicas", type(strategy).__name__, strategy.num_replicas_in_sync)
