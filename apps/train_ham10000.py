@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from skinkeras.errors import SkinkerasError  # noqa: E402
+from skinkeras.errors import SkinkerasError
+from skinkeras.quiet import quiet_tensorflow
 
 EXPERIMENT = "ham10000_soft_attention"
 # A brief run that shows every stage on generated data in a few minutes on a laptop CPU.
@@ -36,6 +34,7 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    quiet_tensorflow()  # before anything imports TensorFlow
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from skinkeras.experiments import apply_overrides, get_experiment
     from skinkeras.experiments.app_data import real_or_generated_root

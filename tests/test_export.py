@@ -264,9 +264,7 @@ def test_an_interrupted_export_leaves_no_complete_looking_directory(tmp_path_fac
 
     run_dir = fake_run(tmp_path_factory)
     spec, model = run_model(run_dir)
-    out = tmp_path / "sm"
-    out.mkdir()
-    (out / "keep.txt").write_text("previous export")
+    out = _previous_export(tmp_path / "sm")
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt  # after the SavedModel files, before the sidecars and the rename
@@ -275,11 +273,82 @@ def test_an_interrupted_export_leaves_no_complete_looking_directory(tmp_path_fac
     with pytest.raises(KeyboardInterrupt):
         export_run(run_dir, "saved_model", out_dir=out, verify=False, force=True, model=model)
     assert (out / "keep.txt").exists() and not (out / "saved_model.pb").exists()  # old one intact
-    assert (tmp_path / "sm.partial" / "saved_model.pb").exists()
+    assert (tmp_path / "sm.staging.partial" / "saved_model.pb").exists()
     monkeypatch.undo()
     export_run(run_dir, "saved_model", out_dir=out, verify=False, force=True, model=model)
     assert (out / "export.json").exists() and not (out / "keep.txt").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["sm"]  # no .partial or .old left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sm"]  # no .partial, .staging or .old left
+
+
+def _previous_export(out: Path) -> Path:
+    """A folder that looks like an earlier export (what --force may replace)."""
+    out.mkdir(parents=True)
+    (out / "export.json").write_text("{}")
+    (out / "keep.txt").write_text("previous export")
+    return out
+
+
+def test_force_refuses_a_run_a_folder_holding_one_and_anything_not_an_export(tmp_path_factory, tmp_path):
+    from skinkeras.cli import main
+    from skinkeras.export.run_export import export_run
+
+    run_dir = fake_run(tmp_path_factory)
+    before = sorted(p.name for p in run_dir.iterdir())
+    # `export RUN --format tflite --out RUN --force` deleted the run itself.
+    with pytest.raises(SkinkerasError, match="is not one|training run"):
+        export_run(run_dir, "tflite", quantize="float32", out_dir=run_dir, force=True, verify=False)
+    assert sorted(p.name for p in run_dir.iterdir()) == before
+    assert main(["export", str(run_dir), "--format", "tflite", "--out", str(run_dir), "--force", "--no-verify"]) == 2
+    assert sorted(p.name for p in run_dir.iterdir()) == before
+    # A folder above a run, even one that says it is an export.
+    holder = tmp_path / "holder"
+    (holder / "some_run").mkdir(parents=True)
+    (holder / "export.json").write_text("{}")
+    (holder / "some_run" / "config.json").write_text("{}")
+    with pytest.raises(SkinkerasError, match="would delete the training run in .*some_run"):
+        export_run(run_dir, "saved_model", out_dir=holder, force=True, verify=False)
+    # Any other folder.
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.jpg").write_bytes(b"x")
+    with pytest.raises(SkinkerasError, match=f"{photos} is not one"):
+        export_run(run_dir, "saved_model", out_dir=photos, force=True, verify=False)
+    assert (photos / "a.jpg").exists() and (holder / "some_run" / "config.json").exists()
+
+
+def test_force_verifies_before_it_replaces_the_previous_export(tmp_path_factory, tmp_path, monkeypatch):
+    from skinkeras.export import verify
+    from skinkeras.export.run_export import export_run
+
+    run_dir = fake_run(tmp_path_factory)
+    spec, model = run_model(run_dir)
+    out = _previous_export(tmp_path / "sm")
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # a verification killed half way
+
+    monkeypatch.setattr(verify, "compare_predictions", killed)
+    with pytest.raises(KeyboardInterrupt):
+        export_run(run_dir, "saved_model", out_dir=out, force=True, model=model, limit=4)
+    assert (out / "keep.txt").exists() and not (out / "saved_model.pb").exists()
+    monkeypatch.undo()
+
+    monkeypatch.setattr(verify, "FLOAT32_MAX_ABS_DIFF", -1.0)  # nothing can pass
+    result = export_run(run_dir, "saved_model", out_dir=out, force=True, model=model, limit=4)
+    assert not result["verification"]["passed"]
+    assert (out / "keep.txt").exists() and not (out / "saved_model.pb").exists()
+    failed = tmp_path / "sm.failed"
+    assert result["path"] == str(failed) and (failed / "saved_model.pb").exists()
+    stored = json.loads((failed / "verification.json").read_text())
+    assert stored["passed"] is False and stored["export"] == str(failed)
+    monkeypatch.undo()
+
+    result = export_run(run_dir, "saved_model", out_dir=out, force=True, model=model, limit=4)
+    assert result["verification"]["passed"] and result["path"] == str(out)
+    assert (out / "saved_model.pb").exists() and not (out / "keep.txt").exists()
+    assert json.loads((out / "verification.json").read_text())["export"] == str(out)
+    assert (out / "MODEL_CARD.md").exists() and result["model_card"] == str(out / "MODEL_CARD.md")
+    assert not (tmp_path / "sm.staging").exists()
 
 
 # ---- TFLite ---------------------------------------------------------------------------------------

@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import os
 import pkgutil
 import sys
 
 from skinkeras import __version__
 from skinkeras.errors import SkinkerasError
+from skinkeras.quiet import VERBOSE_ENV, quiet_tensorflow
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Skin-lesion classification: data, models, training, evaluation and export.",
     )
     parser.add_argument("--version", action="version", version=f"skinkeras {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help=f"debug logging and TensorFlow's own log lines (also {VERBOSE_ENV}=1)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{__name__}.{info.name}")
@@ -34,10 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # TensorFlow's C++ start-up chatter hides the output people came for.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Before any handler imports TensorFlow: its C++ start-up chatter hides the output people came for.
+    quiet_tensorflow(args.verbose)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",

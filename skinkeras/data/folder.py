@@ -7,8 +7,11 @@ Layout:
 
 `image` is either a path relative to the root (`imgs/a.jpg`) or an image id: the file name without
 extension, looked up anywhere below the root (like HAM10000). `mask` is likewise optional, relative
-to the root. Without `lesion_id` every image is its own group; without `site`/`sex`/`age` they are
-unknown. Classes are the sorted distinct labels unless `class_names` is given (then rows with other
+to the root. A path that leads out of the root (`../x.jpg`, `/abs/x.jpg`, a symlink out) is a
+MISSING_FILE problem unless `allow_outside_root=True` (`--option allow_outside_root=true`, or
+`--set data.allow_outside_root=true` for training): a CSV should not make training read any file
+its writer chose. Without `lesion_id` every image is its own group; without `site`/`sex`/`age` they are
+unknown (reported once, as MISSING_COLUMN). Classes are the sorted distinct labels unless `class_names` is given (then rows with other
 labels are reported as UNKNOWN_LABEL).
 """
 
@@ -19,7 +22,14 @@ from typing import Sequence
 
 import pandas as pd
 
-from skinkeras.data.loading import build_table, index_files, read_csv, require_file, require_root
+from skinkeras.data.loading import (
+    build_table,
+    index_files,
+    optional_column,
+    read_csv,
+    require_file,
+    require_root,
+)
 from skinkeras.data.registry import register_dataset
 from skinkeras.data.table import SampleTable
 from skinkeras.errors import DataError
@@ -28,9 +38,11 @@ DEFAULT_CSV = "labels.csv"
 
 
 @register_dataset("folder")
-def load_folder(root, csv: str = DEFAULT_CSV, class_names: Sequence[str] | str | None = None) -> SampleTable:
+def load_folder(root, csv: str = DEFAULT_CSV, class_names: Sequence[str] | str | None = None,
+                allow_outside_root: bool | str = False) -> SampleTable:
     """Your own data: a CSV (image, label[, lesion_id, age, sex, site, split, mask]) + images below the root."""
     root = require_root(root)
+    allow_outside_root = _flag(allow_outside_root, "allow_outside_root")
     csv_path = Path(csv) if Path(csv).is_absolute() else root / csv
     require_file(csv_path, "the label CSV (columns image,label)")
     frame = read_csv(csv_path, required=("image", "label"))
@@ -51,6 +63,8 @@ def load_folder(root, csv: str = DEFAULT_CSV, class_names: Sequence[str] | str |
         if not value:
             return "", "", "(empty 'image' cell)"
         candidate = root / value
+        if Path(value).suffix and not inside(candidate):
+            return Path(value).stem, "", f"{candidate}: outside the data root {root} (allow with allow_outside_root)"
         if Path(value).suffix and candidate.is_file():
             return Path(value).stem, str(candidate.resolve()), str(candidate)
         if Path(value).suffix:
@@ -59,6 +73,9 @@ def load_folder(root, csv: str = DEFAULT_CSV, class_names: Sequence[str] | str |
             files = index_files(root)
         return value, files.get(value, ""), f"{value}.* below {root}"
 
+    def inside(candidate: Path) -> bool:
+        return allow_outside_root or candidate.resolve().is_relative_to(root)
+
     resolved = [resolve(v) for v in frame["image"]]
     image_ids = [r[0] or f"row{i + 2}" for i, r in enumerate(resolved)]
 
@@ -66,11 +83,12 @@ def load_folder(root, csv: str = DEFAULT_CSV, class_names: Sequence[str] | str |
         if not value:
             return ""
         candidate = root / value
-        return str(candidate.resolve()) if candidate.is_file() else ""
+        return str(candidate.resolve()) if inside(candidate) and candidate.is_file() else ""
 
     def column(name):
         return frame[name] if name in frame.columns else pd.Series("", index=frame.index)
 
+    problems = []
     raw = pd.DataFrame(
         {
             "image_id": image_ids,
@@ -78,11 +96,23 @@ def load_folder(root, csv: str = DEFAULT_CSV, class_names: Sequence[str] | str |
             "expected_image": [r[2] for r in resolved],
             "label": frame["label"],
             "lesion_id": column("lesion_id"),
-            "age": column("age"),
-            "sex": column("sex"),
-            "site": column("site"),
+            "age": optional_column(frame, "age", csv_path, problems),
+            "sex": optional_column(frame, "sex", csv_path, problems),
+            "site": optional_column(frame, "site", csv_path, problems),
             "mask_path": column("mask").map(resolve_mask),
             "split": column("split").str.lower(),
         }
     )
-    return build_table("folder", root, raw, class_names, source=str(csv_path))
+    return build_table("folder", root, raw, class_names, source=str(csv_path), problems=problems, files=files)
+
+
+def _flag(value, name: str) -> bool:
+    """A boolean loader option, given as a bool or as text (`--option name=true`)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise DataError(f"{name} must be true or false. Received: {value!r}")

@@ -16,7 +16,15 @@ from __future__ import annotations
 
 import pandas as pd
 
-from skinkeras.data.loading import build_table, lookup, index_files, read_csv, require_file, require_root
+from skinkeras.data.loading import (
+    build_table,
+    index_files,
+    lookup,
+    optional_column,
+    read_csv,
+    require_file,
+    require_root,
+)
 from skinkeras.data.registry import register_dataset
 from skinkeras.data.table import SampleTable
 
@@ -48,6 +56,7 @@ def load_ham10000(root, metadata_csv: str = METADATA_CSV) -> SampleTable:
     frame = read_csv(csv_path, required=("lesion_id", "image_id", "dx"))
     files = index_files(root)
     ids = frame["image_id"]
+    problems = []
     image_paths = lookup(ids, files)
     mask_paths = lookup(ids + MASK_SUFFIX, files)
     raw = pd.DataFrame(
@@ -57,12 +66,13 @@ def load_ham10000(root, metadata_csv: str = METADATA_CSV) -> SampleTable:
             "expected_image": ids + ".jpg below " + str(root),
             "label": frame["dx"].str.lower(),
             "lesion_id": frame["lesion_id"],
-            "age": frame.get("age", pd.Series("", index=frame.index)),
-            "sex": frame.get("sex", pd.Series("", index=frame.index)),
-            "site": frame.get("localization", pd.Series("", index=frame.index)),
+            "age": optional_column(frame, "age", csv_path, problems),
+            "sex": optional_column(frame, "sex", csv_path, problems),
+            "site": optional_column(frame, "localization", csv_path, problems),
             "mask_path": mask_paths,
             "split": "",
             "dx_type": frame.get("dx_type", pd.Series("", index=frame.index)),
         }
     )
-    return build_table("ham10000", root, raw, CLASS_NAMES, source=str(csv_path), extra_columns=("dx_type",))
+    return build_table("ham10000", root, raw, CLASS_NAMES, source=str(csv_path), extra_columns=("dx_type",),
+                       problems=problems, files=files, sites=SITES)

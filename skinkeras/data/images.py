@@ -14,6 +14,7 @@ marker so a truncated file is caught whatever the OpenCV version.
 from __future__ import annotations
 
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -24,6 +25,12 @@ from skinkeras.data.table import CONVERTED, UNREADABLE, Problem
 from skinkeras.errors import DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+# Largest image read, in pixels (width x height), checked from the file header before decoding: a
+# 20000 x 20000 JPEG took 9 GB to predict. 100 MP is 3x the largest ISIC 2017 image (6688 x 4439).
+# SKINKERAS_MAX_IMAGE_PIXELS overrides it (0: no limit).
+MAX_IMAGE_PIXELS = 100_000_000
+MAX_PIXELS_ENV = "SKINKERAS_MAX_IMAGE_PIXELS"
 
 _JPEG_START = b"\xff\xd8"
 _JPEG_END = b"\xff\xd9"
@@ -37,6 +44,44 @@ def _default_workers() -> int:
 def _read_bytes(path) -> bytes:
     with open(path, "rb") as handle:
         return handle.read()
+
+
+def max_image_pixels() -> int:
+    """The pixel limit in force (`MAX_IMAGE_PIXELS` or SKINKERAS_MAX_IMAGE_PIXELS; 0: none)."""
+    raw = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not raw:
+        return MAX_IMAGE_PIXELS
+    try:
+        value = int(float(raw))
+    except ValueError:
+        raise DataError(f"{MAX_PIXELS_ENV} must be a number of pixels (0: no limit). Received: {raw!r}") from None
+    if value < 0:
+        raise DataError(f"{MAX_PIXELS_ENV} must be >= 0. Received: {raw!r}")
+    return value
+
+
+def _check_pixel_limit(path) -> None:
+    """ValueError before decoding an image whose header says it is over the pixel limit."""
+    limit = max_image_pixels()
+    if not limit:
+        return
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except Image.DecompressionBombError as error:  # Pillow's own limit, lower than ours may be
+        match = re.search(r"\((\d+) pixels\)", str(error))
+        pixels = int(match.group(1)) if match else None
+        if pixels is None or pixels > limit:
+            raise ValueError(f"{pixels or 'too many'} pixels, over the limit of {limit:,} "
+                             f"(set {MAX_PIXELS_ENV} to raise it)") from None
+        return
+    except Exception:  # noqa: BLE001 - no readable header: the decoder says what is wrong
+        return
+    if width * height > limit:
+        raise ValueError(f"{width} x {height} pixels, over the limit of {limit:,} "
+                         f"(set {MAX_PIXELS_ENV} to raise it)")
 
 
 def _jpeg_is_truncated(data: bytes) -> bool:
@@ -111,13 +156,15 @@ def read_image_rgb(path) -> np.ndarray:
     OpenCV's BGR order is converted, so the result is really RGB.
 
     Raises:
-        DataError: the file is missing, truncated or not a decodable image (message names the path).
+        DataError: the file is missing, truncated, not a decodable image or over the pixel limit
+            (`max_image_pixels`); the message names the path.
     """
     try:
         data = _read_bytes(path)
     except OSError as error:
         raise DataError(f"cannot read image {path}: {error.strerror or error}") from None
     try:
+        _check_pixel_limit(path)
         array = _decode(data, path)
     except ValueError as error:
         raise DataError(f"cannot read image {path}: {error}") from None
@@ -130,6 +177,7 @@ def inspect_image(path) -> tuple[int, int, str]:
         data = _read_bytes(path)
     except OSError as error:
         raise ValueError(error.strerror or str(error)) from None
+    _check_pixel_limit(path)
     array = _decode(data, path)
     return int(array.shape[1]), int(array.shape[0]), _describe(array, data[:32])
 
@@ -145,11 +193,30 @@ def header_size(path) -> tuple[int, int] | None:
         return None
 
 
+# The formats TensorFlow's `tf.io.decode_image` (the training / evaluation pipeline's decoder) picks
+# by their first bytes, as it does; OpenCV also reads TIFF, JPEG 2000, ..., which that decoder refuses
+# ("Unknown image file format"), so a file OpenCV reads may still be dropped by training.
+_PIPELINE_SIGNATURES = {"JPEG": (b"\xff\xd8\xff",), "PNG": (_PNG_SIGNATURE,), "GIF": (b"GIF87a", b"GIF89a"),
+                        "BMP": (b"BM",), "JPEG XL": (b"\xff\x0a", b"\x00\x00\x00\x0cJXL \r\n\x87\n")}
+
+
+def pipeline_decodable(header: bytes) -> bool:
+    """Whether the training pipeline's decoder reads a file starting with `header` (>= 12 bytes)."""
+    if header[:4] == b"RIFF" and header[8:12] == b"WEBP":
+        return True
+    return any(header.startswith(sig) for sigs in _PIPELINE_SIGNATURES.values() for sig in sigs)
+
+
 def check_image(path, image_id: str | None = None) -> tuple[Problem | None, tuple[int, int] | None]:
-    """Decode one file: (problem or None, (width, height) or None)."""
+    """Decode one file: (problem or None, (width, height) or None). A file the training pipeline's
+    decoder cannot read (TIFF, ...) is UNREADABLE even when OpenCV decodes it."""
     image_id = image_id if image_id is not None else Path(path).stem
     try:
         width, height, note = inspect_image(path)
+        with open(path, "rb") as handle:
+            if not pipeline_decodable(handle.read(16)):
+                raise ValueError(f"{Path(path).suffix or 'this'} format: training reads JPEG, PNG, BMP, GIF and "
+                                 "WebP only (tf.io.decode_image); convert it to PNG")
     except ValueError as error:
         return Problem(image_id, UNREADABLE, f"{path}: {error}"), None
     if note:

@@ -17,11 +17,15 @@ import pandas as pd
 
 from skinkeras.data.images import IMAGE_SUFFIXES
 from skinkeras.data.table import (
+    ALL_IMAGES,
+    AMBIGUOUS_FILE,
     BAD_AGE,
     COLUMNS,
     DUPLICATE_ID,
+    MISSING_COLUMN,
     MISSING_FILE,
     UNKNOWN_LABEL,
+    UNKNOWN_VALUE,
     Problem,
     SampleTable,
 )
@@ -75,15 +79,25 @@ def read_csv(path: Path, required: Sequence[str] = ()) -> pd.DataFrame:
     return frame
 
 
-def index_files(root: Path, suffixes: Iterable[str] = IMAGE_SUFFIXES) -> dict[str, str]:
+class FileIndex(dict):
+    """file stem -> absolute path, and `clashes`: stem -> every path found when there are several
+    (a stray `ISIC_x.png` at the root beside `part_1/ISIC_x.jpg`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.clashes: dict[str, list[str]] = {}
+
+
+def index_files(root: Path, suffixes: Iterable[str] = IMAGE_SUFFIXES) -> FileIndex:
     """Map file stem -> absolute path for every file below `root` with one of `suffixes`.
 
     One recursive `os.scandir` walk (a glob per image would touch the directory 10,000 times).
-    Entries are visited in sorted order so that, if two folders hold the same name, the choice is
-    deterministic (the first in sorted path order wins). Hidden folders are skipped.
+    Entries are visited in sorted order so that the mapping is deterministic; stems found more than
+    once are listed in `clashes` (`build_table(files=...)` excludes them as AMBIGUOUS_FILE).
+    Hidden folders are skipped.
     """
     suffixes = tuple(s.lower() for s in suffixes)
-    found: dict[str, str] = {}
+    found = FileIndex()
     stack = [str(root)]
     visited: set[str] = set()  # real paths: a symlink loop must not make the walk endless
     while stack:
@@ -105,8 +119,11 @@ def index_files(root: Path, suffixes: Iterable[str] = IMAGE_SUFFIXES) -> dict[st
                 subfolders.append(entry.path)
                 continue
             stem, suffix = os.path.splitext(entry.name)
-            if suffix.lower() in suffixes and stem not in found:
-                found[stem] = os.path.abspath(entry.path)
+            if suffix.lower() in suffixes:
+                if stem in found:
+                    found.clashes.setdefault(stem, [found[stem]]).append(os.path.abspath(entry.path))
+                else:
+                    found[stem] = os.path.abspath(entry.path)
         # Reverse so that the stack pops sub-folders in sorted order (depth first).
         stack.extend(reversed(subfolders))
     return found
@@ -115,6 +132,25 @@ def index_files(root: Path, suffixes: Iterable[str] = IMAGE_SUFFIXES) -> dict[st
 def lookup(keys: pd.Series, mapping: dict[str, str]) -> pd.Series:
     """mapping[key] for each key, "" when absent (as text even when nothing matches)."""
     return pd.Series([mapping.get(k, "") for k in keys], index=keys.index, dtype=object)
+
+
+def optional_column(frame: pd.DataFrame, name: str, csv_path, problems: list[Problem]) -> pd.Series:
+    """The CSV's `name` column, or blanks and one MISSING_COLUMN problem when it has none."""
+    if name in frame.columns:
+        return frame[name]
+    problems.append(Problem(ALL_IMAGES, MISSING_COLUMN,
+                            f"{Path(csv_path).name} has no {name!r} column: every image's {name} is unknown"))
+    return pd.Series("", index=frame.index)
+
+
+def _unknown_values(ids: pd.Series, values: pd.Series, known, what: str, ignore: np.ndarray) -> list[Problem]:
+    """UNKNOWN_VALUE problems for values that are given (not blank / "unknown") but not in `known`."""
+    text = values.fillna("").astype(str).str.strip()
+    lowered = text.str.lower().str.replace(r"\s+", " ", regex=True)
+    given = ~lowered.isin(["", "unknown", "nan", "na", "n/a", "none", "?"])
+    odd = (given & ~lowered.isin(list(known))).to_numpy() & ~ignore
+    return [Problem(str(ids.iloc[i]), UNKNOWN_VALUE, f"{what} {text.iloc[i]!r} is not one of {sorted(set(known))}; "
+                    "encoded as unknown") for i in np.flatnonzero(odd)]
 
 
 def normalise_sex(values: pd.Series) -> pd.Series:
@@ -166,12 +202,16 @@ def build_table(
     source: str,
     extra_columns: Sequence[str] = (),
     problems: Sequence[Problem] = (),
+    files: FileIndex | None = None,
+    sites: Sequence[str] | None = None,
 ) -> SampleTable:
     """Apply the shared rules to raw rows and return the SampleTable.
 
     `raw` has the columns image_id, image_path ("" when not found), label, lesion_id, age (text),
     sex (text), site (text), mask_path, split, `expected_image` (what was looked for, for messages)
-    plus `extra_columns`. `source` names the CSV for duplicate messages.
+    plus `extra_columns`. `source` names the CSV for duplicate messages. `files`: the index the
+    image paths were looked up in (ids with two files are excluded); `sites`: the release's site
+    vocabulary (other values are reported; sex values always are).
     """
     class_names = tuple(class_names)
     found: list[Problem] = list(problems)
@@ -201,10 +241,21 @@ def build_table(
     for position in np.flatnonzero(missing & ~duplicated):
         found.append(Problem(ids.iloc[position], MISSING_FILE, f"image file not found: {raw['expected_image'].iloc[position]}"))
 
+    ambiguous = np.zeros(len(raw), bool)
+    if files is not None and files.clashes:
+        ambiguous = ids.isin(files.clashes.keys()).to_numpy() & ~duplicated
+        for position in np.flatnonzero(ambiguous):
+            paths = files.clashes[ids.iloc[position]]
+            found.append(Problem(ids.iloc[position], AMBIGUOUS_FILE,
+                                 f"{len(paths)} files for one image id: {', '.join(paths)}; keep one"))
+
     ages, age_problems = parse_ages(ids, raw["age"], ignore=duplicated)
     found.extend(age_problems)
+    found.extend(_unknown_values(ids, raw["sex"], _SEX_NAMES, "sex", duplicated))
+    if sites is not None:
+        found.extend(_unknown_values(ids, raw["site"], sites, "site", duplicated))
 
-    keep = ~(duplicated | unknown | missing)
+    keep = ~(duplicated | unknown | missing | ambiguous)
     samples = pd.DataFrame(
         {
             "image_id": ids.to_numpy(dtype=object),

@@ -53,7 +53,11 @@ UNKNOWN_LABEL = "unknown_label"
 DUPLICATE_ID = "duplicate_id"
 BAD_AGE = "bad_age"  # NaN is *not* a problem (age unknown); negative or > 120 is
 CONVERTED = "converted"  # readable but not 8-bit RGB (grayscale, RGBA, 16-bit): converted on load
-EXCLUDING_KINDS = (MISSING_FILE, UNREADABLE, UNKNOWN_LABEL, DUPLICATE_ID)
+AMBIGUOUS_FILE = "ambiguous_file"  # two image files for one image id: which one is meant is unknown
+UNKNOWN_VALUE = "unknown_value"  # a sex / site value outside the vocabulary: encoded as unknown
+MISSING_COLUMN = "missing_column"  # a metadata column the CSV lacks (image id ALL_IMAGES): all unknown
+EXCLUDING_KINDS = (MISSING_FILE, UNREADABLE, UNKNOWN_LABEL, DUPLICATE_ID, AMBIGUOUS_FILE)
+ALL_IMAGES = "*"  # the image id of a problem of the whole table
 
 
 @dataclasses.dataclass(frozen=True)

@@ -50,6 +50,7 @@ def start_run(config, run_dir, *, resume, holds_run: Callable[[RunDirectory], bo
     from skinkeras.engine.runtime import worker_run
     from skinkeras.experiments.config import save_config
 
+    check_training_config(config)
     run = as_run(run_dir)
     holds_run = holds_run or RunDirectory.is_started
     if resume == "auto":
@@ -70,6 +71,28 @@ def start_run(config, run_dir, *, resume, holds_run: Callable[[RunDirectory], bo
     save_config(config, run.config)
     keras.utils.set_random_seed(config.train.seed)
     return config, run, state
+
+
+def check_training_config(config) -> None:
+    """One-line errors for settings no training can run with (`--set train.epochs=0` used to exit 0
+    with no model, `data.image_size=0` to end in a traceback). None for a resumed run's stored
+    config (checked when it started)."""
+    if config is None:
+        return
+    for key, value in (("train.epochs", config.train.epochs), ("data.image_size", config.data.image_size),
+                       ("data.batch_size", config.data.batch_size)):
+        if not isinstance(value, int) or value < 1:
+            raise SkinkerasError(f"{key} must be a whole number >= 1. Received: {key}={value!r}")
+    if config.task == "classification":
+        from skinkeras.models.backbones import get_backbone_spec
+
+        try:
+            spec = get_backbone_spec(config.model.backbone)
+        except ValueError as error:
+            raise SkinkerasError(f"model.backbone: {error}") from None
+        if config.data.image_size < spec.min_size:
+            raise SkinkerasError(f"{config.model.backbone} needs data.image_size >= {spec.min_size}. "
+                                 f"Received: data.image_size={config.data.image_size}")
 
 
 def build_or_resume(run: RunDirectory, state, build: Callable, *, strategy):
@@ -213,10 +236,22 @@ def write_summary(config, run: RunDirectory, result: FitResult, *, monitor: str,
         "train_seconds_this_session": round(elapsed, 1),
         "train_seconds_total": round(final.get("callbacks", {}).get("time", {}).get("elapsed_seconds", elapsed), 1),
         "train_images_per_second": round(result.images_seen / elapsed, 2) if elapsed > 0 else None,
+        "images_left_out": images_left_out(run),
         **extra,
     }
     write_json(run.summary, summary)
     return summary
+
+
+def images_left_out(run: RunDirectory) -> list[str]:
+    """Ids of the images the run trained without (skipped.json's excluding problems), sorted."""
+    import json
+
+    from skinkeras.data.table import EXCLUDING_KINDS
+
+    if not run.skipped.exists():
+        return []
+    return sorted({p["image_id"] for p in json.loads(run.skipped.read_text()) if p["kind"] in EXCLUDING_KINDS})
 
 
 def reseed_random_layers(model, seed: int, epoch: int) -> None:

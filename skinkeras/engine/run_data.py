@@ -64,14 +64,41 @@ def load_table(config, run: RunDirectory | None = None):
 
     if not config.data.root:
         raise SkinkerasError("no dataset root given (--data-root DIR or --set data.root=DIR)")
-    table = load_dataset(config.data.dataset, config.data.root)
+    table = load_dataset(config.data.dataset, config.data.root, **loader_options(config))
     if table.problems:
         excluded = [p for p in table.problems if p.excludes]
         if run is not None:
             write_json(run.skipped, [dataclasses.asdict(p) for p in table.problems])
         log.warning("%d problems in the dataset (%d images left out)%s", len(table.problems), len(excluded),
                     f"; see {run.skipped}" if run is not None else "")
+        log_problems(table.problems)
+    if len(table) == 0:
+        kinds = sorted({p.kind for p in table.problems if p.excludes})
+        raise SkinkerasError(f"no usable images in the {config.data.dataset} dataset at {config.data.root}"
+                             + (f" (every row left out: {', '.join(kinds)})" if kinds else ""))
     return table
+
+
+def log_problems(problems) -> None:
+    """One warning per kind of problem, naming every image (or the whole table) it concerns."""
+    from skinkeras.data.table import ALL_IMAGES
+
+    kinds: dict[str, list] = {}
+    for problem in problems:
+        kinds.setdefault(problem.kind, []).append(problem)
+    for kind, items in kinds.items():
+        log.warning("%s (%d): %s", kind, len(items), "; ".join(
+            p.detail if p.image_id == ALL_IMAGES else f"{p.image_id}: {p.detail}" for p in items))
+
+
+def loader_options(config) -> dict:
+    """The dataset loader's options that the config sets (only what differs from the defaults)."""
+    if not getattr(config.data, "allow_outside_root", False):
+        return {}
+    if config.data.dataset != "folder":
+        raise SkinkerasError(f"data.allow_outside_root applies to the folder layout only. "
+                             f"Received: data.dataset={config.data.dataset!r}")
+    return {"allow_outside_root": True}
 
 
 def with_stored_split(table, by_id: dict[str, str]):
@@ -121,7 +148,9 @@ def check_images_once(table, run: RunDirectory):
     bad = {p.image_id for p in problems if p.excludes}
     if not bad:
         return table
-    log.warning("skipping %d unreadable images: %s", len(bad), ", ".join(sorted(bad)[:20]))
+    # Every id, with why: a user must be able to find each image training went without.
+    log.warning("skipping %d unreadable images: %s", len(bad),
+                "; ".join(f"{p.image_id} ({p.detail})" for p in problems if p.excludes))
     previous = json.loads(run.skipped.read_text()) if run.skipped.exists() else []
     write_json(run.skipped, previous + [dataclasses.asdict(p) for p in problems])
     return table.subset(~samples["image_id"].isin(bad))
@@ -143,8 +172,10 @@ def evaluation_table(run_dir, data_root, dataset: str | None, split: str):
     if split not in EVALUATION_SPLITS:
         raise SkinkerasError(f"--split must be one of {', '.join(EVALUATION_SPLITS)}. Received: {split!r}")
     run = as_run(run_dir)
-    dataset = dataset or run.read_config().data.dataset
-    table = load_dataset(dataset, data_root)
+    config = run.read_config()
+    dataset = dataset or config.data.dataset
+    options = loader_options(config) if dataset == config.data.dataset else {}
+    table = load_dataset(dataset, data_root, **options)
     for problem in table.problems:
         if problem.excludes:
             log.warning("left out %s: %s %s", problem.image_id, problem.kind, problem.detail)

@@ -197,7 +197,8 @@ def apply_overrides(config: ExperimentConfig, overrides: list[str] | None) -> Ex
             else:
                 if dataclasses.is_dataclass(hint):
                     raise ConfigError(f"{dotted} is a section; set one of its fields")
-                node[part] = _coerce(_parse(raw), hint, dotted)
+                # Text fields take the value as typed: a path may hold commas ("a, b").
+                node[part] = _coerce(_parse_text(raw) if hint is str else _parse(raw), hint, dotted)
     return from_dict(values)
 
 
@@ -234,6 +235,16 @@ def _parse(raw: str):
     if "," in raw:  # 0.8,0.1,0.1
         return [_parse(part) for part in raw.split(",")]
     return raw
+
+
+def _parse_text(raw: str) -> str:
+    """A text override: a JSON string literal unquoted, anything else as typed (no list splitting)."""
+    raw = raw.strip()
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+    return value if isinstance(value, str) else raw
 
 
 def _coerce(value, hint, key: str):

@@ -24,6 +24,7 @@ class DataConfig:
     balanced_sampling: bool = False
     cache: str = ""  # "", "memory" or a file path (decoded images cached before augmentation)
     limit: int = 0  # use at most this many training images (0: all); for smoke runs
+    allow_outside_root: bool = False  # `folder` layout: let its CSV name images outside the root
 
 
 @dataclasses.dataclass

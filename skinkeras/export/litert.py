@@ -30,6 +30,19 @@ class LiteRTModel:
             raise SkinkerasError(f"cannot load TFLite model {path}: {error}") from None
         self.runner = self.interpreter.get_signature_runner("serve")
         self.input_names = set(self.runner.get_input_details())
+        self._first_run()
+
+    def _first_run(self) -> None:
+        """Runs the model once on zeros: LiteRT applies XNNPACK then and says so on stderr, a line
+        that would land amid a command's output."""
+        import numpy as np
+
+        from skinkeras.quiet import native_chatter_dropped
+
+        zeros = {name: np.zeros(detail["shape"], detail["dtype"])
+                 for name, detail in self.runner.get_input_details().items()}
+        with native_chatter_dropped():
+            self.runner(**zeros)
 
     def delegate_partitions(self) -> int | None:
         """How many delegate (XNNPACK on CPU) partitions the graph runs in; None when this LiteRT

@@ -13,6 +13,7 @@ a site is an error, not a silent "unknown".
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -21,6 +22,8 @@ import numpy as np
 from skinkeras.errors import SkinkerasError
 
 MIN_AGE, MAX_AGE = 0.0, 120.0
+MIN_IMAGE_SIDE = 32  # below (a thumbnail, a 1 x 1 file): predicted, with a warning
+log = logging.getLogger(__name__)
 
 
 def check_metadata(spec, age=None, sex=None, site=None) -> tuple[float, str, str]:
@@ -50,11 +53,17 @@ def check_metadata(spec, age=None, sex=None, site=None) -> tuple[float, str, str
 
 
 def read_image(path) -> np.ndarray:
-    """A user's image file as uint8 RGB `[H, W, 3]`; an unreadable or non-image file raises
-    DataError naming it."""
+    """A user's image file as uint8 RGB `[H, W, 3]`; an unreadable or non-image file, or one over
+    the pixel limit (`skinkeras.data.images.max_image_pixels`), raises DataError naming it. An
+    image smaller than MIN_IMAGE_SIDE on a side is read with a warning."""
     from skinkeras.data.images import read_image_rgb
 
-    return read_image_rgb(path)
+    pixels = read_image_rgb(path)
+    height, width = pixels.shape[:2]
+    if min(height, width) < MIN_IMAGE_SIDE:
+        log.warning("%s is only %d x %d pixels: the model sees it blown up to its input size, so its "
+                    "prediction says little", path, width, height)
+    return pixels
 
 
 class Predictor:

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 from skinkeras.errors import SkinkerasError
 
 log = logging.getLogger(__name__)
 FORMATS = ("saved_model", "tflite")
+STAGING_SUFFIX = ".staging"  # the new export while it is written and verified
+FAILED_SUFFIX = ".failed"  # a new export that failed verification, beside the previous one it spared
 
 
 def default_out_dir(run_dir, fmt: str, quantize: str = "float32") -> Path:
@@ -46,9 +49,13 @@ def export_run(run_dir, fmt: str = "saved_model", *, quantize: str = "float32", 
     from skinkeras.export.samples import default_data_root
     from skinkeras.export.serving import (
         EXPORT_INFO_FILE,
+        VERIFICATION_FILE,
+        check_out_dir,
         export_serving_saved_model,
+        finish_out_dir,
         load_run_spec,
     )
+    from skinkeras.files import write_json
     from skinkeras.export.tflite import (
         DEFAULT_CALIBRATION_SAMPLES,
         QUANTIZATIONS,
@@ -67,14 +74,17 @@ def export_run(run_dir, fmt: str = "saved_model", *, quantize: str = "float32", 
     if fmt == "tflite" and quantize not in QUANTIZATIONS:
         raise SkinkerasError(f"--quantize must be one of {', '.join(QUANTIZATIONS)}. Received: {quantize!r}")
     spec = load_run_spec(run_dir)
-    out_dir = Path(out_dir) if out_dir else default_out_dir(run_dir, fmt, quantize)
-    if out_dir.exists() and not force:  # before the slow part
-        raise SkinkerasError(f"{out_dir} exists; choose another path with --out or pass --force to replace it")
+    final_dir = check_out_dir(Path(out_dir) if out_dir else default_out_dir(run_dir, fmt, quantize), force=force)
+    # Everything is written and verified in a staging sibling; only a verified export replaces the
+    # folder named by --out, so a failed or killed verification leaves the previous one in place.
+    out_dir = final_dir.with_name(final_dir.name + STAGING_SUFFIX)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)  # left by an interrupted export
     model = model or load_run_model(run_dir)
     info = {"run_dir": str(run_dir.resolve()), "image_size": spec.image_size,
             "class_names": list(spec.class_names), "metadata": spec.metadata is not None}
     if fmt == "saved_model":
-        path = export_serving_saved_model(model, spec, out_dir, force=force, info=info)
+        path = export_serving_saved_model(model, spec, out_dir, info=info)
         size = json.loads((path / EXPORT_INFO_FILE).read_text())["size_bytes"]  # without the sidecars
         quantize = None
     else:
@@ -93,15 +103,33 @@ def export_run(run_dir, fmt: str = "saved_model", *, quantize: str = "float32", 
                        "fake_quant_ranges": ranges}
         else:
             options = {}
-        path = export_tflite(model, spec, out_dir, quantize, representative=representative, force=force, info=info,
-                             **options)
+        path = export_tflite(model, spec, out_dir, quantize, representative=representative, info=info, **options)
         size = (path / MODEL_FILE).stat().st_size
-    result = {"path": str(path), "format": fmt, "quantize": quantize, "size_bytes": size,
-              "verification": None, "model_card": None}
+    verification = None
     if verify:
-        result["verification"] = verify_export(path, run_dir, data_root=data_root, split=split, limit=limit,
-                                               model=model)
-    result["model_card"] = _model_card(run_dir, path, result)
+        verification = verify_export(path, run_dir, data_root=data_root, split=split, limit=limit,
+                                     model=model, write=False)
+    # Where the new export goes: over --out, unless it failed verification and would replace an
+    # earlier export (kept as it is; the failed one lands beside it for a look).
+    target = final_dir
+    if verification is not None and not verification["passed"] and final_dir.exists():
+        target = final_dir.with_name(final_dir.name + FAILED_SUFFIX)
+    result = {"path": str(target), "format": fmt, "quantize": quantize, "size_bytes": size,
+              "verification": verification, "model_card": None}
+    if verification is not None:
+        model_file = Path(verification["export"])
+        verification["export"] = str(target / model_file.relative_to(path)) if model_file != path else str(target)
+        write_json(path / VERIFICATION_FILE, verification)
+        verification["written_to"] = str(target / VERIFICATION_FILE)
+    result["model_card"] = str(target / Path(_model_card(run_dir, path, result)).name)
+    if target != final_dir:
+        if target.exists():
+            shutil.rmtree(target)
+        path.rename(target)
+        result["replaced"] = False
+        log.warning("verification failed: %s is left as it was; the new export is in %s", final_dir, target)
+        return result
+    finish_out_dir(path, final_dir)
     return result
 
 

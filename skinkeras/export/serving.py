@@ -169,11 +169,33 @@ def serving_archive(model, spec: RunSpec):
     return archive
 
 
-def prepare_out_dir(out_dir, *, force: bool) -> Path:
-    """Refuses an existing `out_dir` unless `force`; returns its clean `.partial` sibling."""
+def check_out_dir(out_dir, *, force: bool) -> Path:
+    """Refuses an existing `out_dir` unless `force`, and even then unless it is an export.
+
+    `--force` replaces the folder wholesale, so it must never name a run (`--out RUN` deleted the
+    run), a folder holding one, or anything else that is not an export (has no export.json).
+    """
+    from skinkeras.engine.run_directory import CONFIG
+
     out_dir = Path(out_dir)
-    if out_dir.exists() and not force:
+    if not out_dir.exists():
+        return out_dir
+    if not force:
         raise SkinkerasError(f"{out_dir} exists; choose another path with --out or pass --force to replace it")
+    if not out_dir.is_dir() or not (out_dir / EXPORT_INFO_FILE).is_file():
+        raise SkinkerasError(f"--force replaces only an export folder, and {out_dir} is not one "
+                             f"(it has no {EXPORT_INFO_FILE}); choose another path with --out")
+    run_file = next(out_dir.rglob(CONFIG), None)
+    if run_file is not None:
+        raise SkinkerasError(f"--force would delete the training run in {run_file.parent} "
+                             f"(it is inside {out_dir}); choose another path with --out")
+    return out_dir
+
+
+def prepare_out_dir(out_dir, *, force: bool) -> Path:
+    """Refuses an existing `out_dir` unless `force` and it is an export (`check_out_dir`); returns
+    its clean `.partial` sibling."""
+    out_dir = check_out_dir(out_dir, force=force)
     partial = out_dir.with_name(out_dir.name + ".partial")
     if partial.exists():
         shutil.rmtree(partial)  # left by an interrupted export

@@ -7,10 +7,14 @@ Elements: `({"image": float32[H, W, 3] in 0..255, "metadata": float32[F]}, one-h
 
 from __future__ import annotations
 
+import logging
+
 from skinkeras.engine.run_data import RunData, limit_training, load_split_table
 from skinkeras.engine.run_directory import RunDirectory
 from skinkeras.errors import SkinkerasError
 from skinkeras.files import write_json
+
+log = logging.getLogger(__name__)
 
 
 def prepare_data(config, run: RunDirectory, *, table=None) -> RunData:
@@ -24,6 +28,7 @@ def prepare_data(config, run: RunDirectory, *, table=None) -> RunData:
     metadata = None
     if config.data.use_metadata and config.model.metadata_branch != "none":
         metadata = MetadataEncoding.fit(table.samples[table.samples["split"] == "train"])
+        _report_unknown_sites(table.samples, metadata)
     write_json(run.preprocessing, {
         "dataset": config.data.dataset,
         "class_names": list(table.class_names),
@@ -33,6 +38,14 @@ def prepare_data(config, run: RunDirectory, *, table=None) -> RunData:
         "input": "raw RGB 0..255, scaled inside the model",
     })
     return RunData(table=table, class_names=tuple(table.class_names), metadata=metadata)
+
+
+def _report_unknown_sites(samples, metadata) -> None:
+    """Names the images whose site the encoding's vocabulary lacks (the model sees "unknown")."""
+    odd = samples[~samples["site"].isin(metadata.sites)]
+    if len(odd):
+        log.warning("%d images have a site outside the model's vocabulary, encoded as unknown: %s", len(odd),
+                    "; ".join(f"{i} ({s!r})" for i, s in zip(odd["image_id"], odd["site"])))
 
 
 def make_dataset(config, data: RunData, part: str, *, training: bool, epoch: int = 0):

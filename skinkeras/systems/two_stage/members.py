@@ -104,7 +104,7 @@ def _legacy_variant_table(run: TwoStageRun, variant: str):
     if (folder / "labels.csv").exists():
         from skinkeras.data.registry import load_dataset
 
-        return load_dataset("folder", folder)
+        return load_dataset("folder", folder, allow_outside_root=True)  # the run wrote it: data root paths
     from skinkeras.systems.two_stage.data import load_split_table, variant_tables
 
     config = run.read_config()
