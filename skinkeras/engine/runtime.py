@@ -154,9 +154,9 @@ def chief_decides(strategy, flag: bool) -> bool:
 
 def shard_by_data(dataset, strategy):
     """`dataset` with tf.data's DATA auto-shard policy on several workers: every worker runs the
-    whole pipeline and keeps its slice of each global batch, so a step trains on the same images as
-    on one machine. (The AUTO policy first looks for files to split between the workers; these
-    pipelines start from a table of paths, not file readers.)"""
+    whole pipeline and keeps its slice of each global batch, so the replicas of a step share one
+    global batch of the epoch's order. (The AUTO policy first looks for files to split between the
+    workers; these pipelines start from a table of paths, not file readers.)"""
     if worker_count(strategy) == 1:
         return dataset
     import tensorflow as tf
