@@ -155,6 +155,7 @@ def test_killed_run_resumes_and_ends_where_an_uninterrupted_run_would(tiny_ham, 
         np.testing.assert_allclose(wa, wb, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow  # 45-55 s of CPU; tests/test_multiworker.py has a fast one (a toy model)
 def test_mirrored_strategy_over_two_logical_cpus(tiny_ham, tmp_path):
     script = textwrap.dedent(f"""
         import json, sys, tensorflow as tf
@@ -174,3 +175,40 @@ def test_mirrored_strategy_over_two_logical_cpus(tiny_ham, tmp_path):
     assert summary["epochs_done"] == 1
     history = json.loads((tmp_path / "run" / "checkpoints" / "state.json").read_text())["checkpoint"]["history"]
     assert np.isfinite(history[0]["loss"])
+
+
+def test_mixed_float16_training_scales_the_loss(tmp_path):
+    """Our models keep a float32 policy with mixed_float16 layers (the policy is plumbed, not
+    global), so Keras' compile adds no loss scaling by itself: `objectives.optimizer` does. A loss
+    of 1e-8 * output has float16 gradients below float16's smallest number (6e-8): without the
+    scaling they are 0 and nothing learns."""
+    import keras
+
+    from skinkeras.experiments.sections import TrainConfig
+    from skinkeras.saving import load_model
+    from skinkeras.training.objectives import optimizer
+
+    def trained(precision):
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((4,))
+        outputs = keras.layers.Dense(1, dtype="mixed_float16", name="dense")(inputs)
+        model = keras.Model(inputs, outputs)
+        # Plain SGD with a huge rate turns the true gradient (8e-8 per kernel weight) into a visible step.
+        sgd = TrainConfig(optimizer="sgd", learning_rate=1e5, momentum=0.0)
+        model.compile(optimizer(sgd, precision), loss=lambda y, p: 1e-8 * keras.ops.sum(p))
+        before = model.get_layer("dense").kernel.numpy().copy()
+        model.fit(np.ones((8, 4), np.float32), np.zeros((8, 1), np.float32), epochs=1, batch_size=8, verbose=0)
+        return model, before
+
+    model, before = trained("float32")  # what compile alone gives these models
+    assert type(model.optimizer).__name__ == "SGD"
+    np.testing.assert_array_equal(model.get_layer("dense").kernel.numpy(), before)
+
+    model, before = trained("mixed_float16")
+    assert type(model.optimizer).__name__ == "LossScaleOptimizer"
+    np.testing.assert_allclose(model.get_layer("dense").kernel.numpy(), before - 1e5 * 8e-8, rtol=1e-3)
+    model.optimizer.learning_rate = 0.01  # the plateau schedule sets it through the wrapper
+    assert float(model.optimizer.inner_optimizer.learning_rate.numpy()) == pytest.approx(0.01)
+    model.compile(model.optimizer, loss="mse")  # savable (the lambda is not)
+    model.save(tmp_path / "m.keras")  # a resumed run keeps its loss scaling
+    assert type(load_model(tmp_path / "m.keras").optimizer).__name__ == "LossScaleOptimizer"

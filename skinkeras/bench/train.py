@@ -52,7 +52,7 @@ def measure(root: str, experiment: str, image_size: int, batch_size: int, steps:
     data = prepare_data(config, run)
     model = build_model(config, data, precision)
     counts = class_counts(data.part("train"), len(data.class_names))
-    model.compile(optimizer=optimizer(config.train), loss=classification_loss(config.train, counts))
+    model.compile(optimizer=optimizer(config.train, precision), loss=classification_loss(config.train, counts))
     dataset = make_dataset(config, data, "train", training=True).repeat()
     iterator = iter(dataset)
     wait = step = 0.0

@@ -20,6 +20,7 @@ import logging
 
 from skinkeras.engine.run_data import load_table, write_split
 from skinkeras.engine.run_directory import Evaluation, RunDirectory, as_run
+from skinkeras.engine.runtime import worker_run
 from skinkeras.errors import ConfigError, SkinkerasError
 from skinkeras.files import write_json
 from skinkeras.tasks import get_task
@@ -82,6 +83,7 @@ def train_folds(config, run_dir, *, resume: bool = False, verbose="auto") -> dic
     if folds < 2:
         raise ConfigError(f"split.folds must be at least 2 for cross-validation. Received: {folds}")
     task = get_task(config.task, module=config.task_module)
+    run = worker_run(run, config.train.strategy, resume=resume)  # the chief alone writes the run
     run.path.mkdir(parents=True, exist_ok=True)
     save_config(config, run.config)
     table = assign_folds(config, run)

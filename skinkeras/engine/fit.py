@@ -43,8 +43,11 @@ def start_run(config, run_dir, *, resume, holds_run: Callable[[RunDirectory], bo
     `resume=True`: the stored config wins and `state` is the stored checkpoint state (None when the
     task keeps no epoch state, e.g. a composite run); leftovers of a killed write are removed.
     `resume="auto"`: resume when the directory holds a run, else start one (cross-validation folds).
+    A worker other than the chief of a multi-worker run gets a scratch copy as its `run`
+    (`runtime.worker_run`): only the chief writes the run directory.
     """
     from skinkeras.engine import callbacks as cb
+    from skinkeras.engine.runtime import worker_run
     from skinkeras.experiments.config import save_config
 
     check_training_config(config)
@@ -52,17 +55,18 @@ def start_run(config, run_dir, *, resume, holds_run: Callable[[RunDirectory], bo
     holds_run = holds_run or RunDirectory.is_started
     if resume == "auto":
         resume = holds_run(run)
+    if resume and not holds_run(run):
+        raise SkinkerasError(f"nothing to resume in {run.path}: it holds no started run")
+    if not resume and holds_run(run):
+        raise SkinkerasError(f"{run.path} already holds a run: continue it with --resume or choose another --out")
+    run = worker_run(run, (run.read_config() if resume else config).train.strategy, resume=resume)
     state = None
     if resume:
-        if not holds_run(run):
-            raise SkinkerasError(f"nothing to resume in {run.path}: it holds no started run")
         config = run.read_config()
         state = cb.load_run_state(run)
         removed = cb.remove_partial_files(run)
         if removed:
             log.info("removed %d partial files left by the interrupted run", len(removed))
-    elif holds_run(run):
-        raise SkinkerasError(f"{run.path} already holds a run: continue it with --resume or choose another --out")
     run.path.mkdir(parents=True, exist_ok=True)
     save_config(config, run.config)
     keras.utils.set_random_seed(config.train.seed)
@@ -93,13 +97,18 @@ def check_training_config(config) -> None:
 
 def build_or_resume(run: RunDirectory, state, build: Callable, *, strategy):
     """The model to train: `build()` (compiled) for a new run, else the run's last checkpoint, in
-    the strategy's scope."""
+    the strategy's scope; with batch normalization over the global batch on several replicas."""
+    from skinkeras.engine.runtime import synchronize_batch_norm
+
     with strategy.scope():
         if state is not None:
             from skinkeras.saving import load_model
 
-            return load_model(run.last_model)
-        return build()
+            model = load_model(run.last_model)
+        else:
+            model = build()
+    synchronize_batch_norm(model, strategy)
+    return model
 
 
 @dataclasses.dataclass
@@ -166,8 +175,11 @@ def fit(model, run, *, train_config, train_data, steps: int | None, state: dict 
         reseed: set the random layers' seeds from (seed, epoch) every epoch (resumable dropout).
         saved_model, on_best: see `RunCheckpoint`.
     """
+    from skinkeras.engine.runtime import chief_decides, shard_by_data
+
     t = train_config
     run = as_run(run)
+    strategy = model.distribute_strategy
     monitor = monitor or t.monitor
     stateful, checkpoint, callbacks = run_callbacks(
         t, run, state, monitor=monitor, checkpoint_monitor=checkpoint_monitor, tensorboard=tensorboard,
@@ -185,11 +197,15 @@ def fit(model, run, *, train_config, train_data, steps: int | None, state: dict 
     started = time.monotonic()
     images_seen = 0
     stopped = False
+    if val_data is not None:
+        val_data = shard_by_data(val_data, strategy)
     for epoch in range(start_epoch, t.epochs):
-        if _stop_requested(stateful):
+        # Every worker must leave the loop at the same epoch, or the others wait for it in the next
+        # epoch's collectives; the time budget is measured on each worker's own clock.
+        if chief_decides(strategy, _stop_requested(stateful)):
             stopped = True
             break
-        dataset = train_data(epoch) if callable(train_data) else train_data
+        dataset = shard_by_data(train_data(epoch) if callable(train_data) else train_data, strategy)
         if reseed:
             reseed_random_layers(model, t.seed, epoch)
         if t.steps_per_epoch:

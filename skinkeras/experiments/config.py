@@ -32,6 +32,7 @@ from skinkeras.experiments.sections import (
     SplitConfig,
     TrainConfig,
 )
+from skinkeras.files import atomic_write_text
 from skinkeras.tasks import get_task
 
 TOP_LEVEL = ("name", "description", "task", "task_module")
@@ -145,7 +146,8 @@ def section_from_dict(cls, values: dict, where: str = ""):
 
 
 def save_config(config: ExperimentConfig, path: Path) -> None:
-    Path(path).write_text(json.dumps(to_dict(config), indent=2) + "\n")
+    # Atomic: the other workers of a multi-worker run read it while the chief rewrites it on resume.
+    atomic_write_text(path, json.dumps(to_dict(config), indent=2) + "\n")
 
 
 def load_config(path: Path) -> ExperimentConfig:

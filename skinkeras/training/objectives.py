@@ -13,19 +13,30 @@ log = logging.getLogger(__name__)
 LOSSES = ("cce", "focal")
 
 
-def optimizer(train_config):
-    """Adam (AdamW with weight decay) or SGD with Nesterov momentum, from the `train` section."""
+def optimizer(train_config, precision: str | None = None):
+    """Adam (AdamW with weight decay) or SGD with Nesterov momentum, from the `train` section;
+    with dynamic loss scaling under the `precision` "mixed_float16".
+
+    Keras' `compile` adds the loss scaling only when the model's own dtype policy is
+    mixed_float16, and ours are float32 functional models whose layers carry the policy (it is
+    plumbed, not global), so it is added here: float16 gradients of small losses underflow to 0
+    without it. bfloat16 has float32's range and needs none."""
     import keras
 
     t = train_config
     if t.optimizer == "adam":
         if t.weight_decay:
-            return keras.optimizers.AdamW(t.learning_rate, weight_decay=t.weight_decay, epsilon=t.adam_epsilon)
-        return keras.optimizers.Adam(t.learning_rate, epsilon=t.adam_epsilon)
-    if t.optimizer == "sgd":
-        return keras.optimizers.SGD(t.learning_rate, momentum=t.momentum, nesterov=True,
-                                    weight_decay=t.weight_decay or None)
-    raise SkinkerasError(f"train.optimizer must be adam or sgd. Received: {t.optimizer!r}")
+            chosen = keras.optimizers.AdamW(t.learning_rate, weight_decay=t.weight_decay, epsilon=t.adam_epsilon)
+        else:
+            chosen = keras.optimizers.Adam(t.learning_rate, epsilon=t.adam_epsilon)
+    elif t.optimizer == "sgd":
+        chosen = keras.optimizers.SGD(t.learning_rate, momentum=t.momentum, nesterov=True,
+                                      weight_decay=t.weight_decay or None)
+    else:
+        raise SkinkerasError(f"train.optimizer must be adam or sgd. Received: {t.optimizer!r}")
+    if precision == "mixed_float16":
+        return keras.optimizers.LossScaleOptimizer(chosen)
+    return chosen
 
 
 def class_counts(table, num_classes: int) -> list[int]:

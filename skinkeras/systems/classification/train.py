@@ -44,7 +44,7 @@ def train(config, run_dir, *, resume: bool = False, verbose="auto", classifier_o
     def build():
         model = build_model(config, data, precision, **(classifier_overrides or {}))
         counts = class_counts(data.part("train"), len(data.class_names))
-        model.compile(optimizer=optimizer(config.train),
+        model.compile(optimizer=optimizer(config.train, precision),
                       loss=classification_loss(config.train, counts, data.class_names),
                       metrics=classification_metrics(len(data.class_names)))
         return model

@@ -23,13 +23,13 @@ def build_segmenter(config, info=None, dtype=None):
     raise SkinkerasError(f"segmentation.architecture must be unet or unet_encoder. Received: {seg.architecture!r}")
 
 
-def compile_segmenter(model, config) -> None:
+def compile_segmenter(model, config, precision: str | None = None) -> None:
     from skinkeras.segmentation.losses import DiceBCELoss, MeanDice, MeanJaccard
     from skinkeras.training.objectives import optimizer
 
     seg = config.segmentation
     model.compile(
-        optimizer=optimizer(config.train),
+        optimizer=optimizer(config.train, precision),
         loss=DiceBCELoss(seg.dice_weight, seg.bce_weight),
         metrics=[
             MeanJaccard(seg.threshold, name="jaccard"),

@@ -93,7 +93,7 @@ def train_segmentation(config, run_dir, *, resume: bool = False, verbose="auto")
 
     def build():
         model = build_segmenter(config, None, precision)
-        compile_segmenter(model, config)
+        compile_segmenter(model, config, precision)
         return model
 
     model = build_or_resume(run, state, build, strategy=strategy)
