@@ -40,8 +40,10 @@ Its `bench export` (1,200 test images, contended CPU):
     int8 / float32 TFLite, 1 thread(s): latency 1.18x, size 1/3.48
     int8 / float32 TFLite, 2 thread(s): latency 1.26x, size 1/3.48
 
-Agreement (>= 98 %) and balanced accuracy (within 1 point) pass; latency (<= 0.6x) does not, on
-this CPU (below). Untuned (`runs/phone`, same command):
+Repeated 3 minutes later (load average ~6): 1 thread 0.53 / 0.58 ms, 1.09x; 2 threads 0.70x.
+Timing `invoke()` alone (no Python signature-runner overhead), interleaved: 0.506 vs 0.580 ms, 1.15x.
+Agreement (>= 98 %) and balanced accuracy (within 1 point) pass; latency (<= 0.6x at 1 thread)
+does not, on this CPU (below). Untuned (`runs/phone`, same command):
 float32 2.23 MB; int8 0.64 MB (1/3.5; per-channel `--int8-per-channel` 0.86 MB). int8 per-tensor:
 top-1 agreement 97.92 %, balanced accuracy 0.5104 -> 0.4900 (-2.0 points): fails the 98 % / 1 point
 bar; per-channel: 98.08 %, 0.5104 -> 0.5195 (+0.9), passes. Latency, 1 thread, int8 / float32:
