@@ -1,4 +1,4 @@
-"""The phone model: minimalistic MobileNetV3Small + soft attention + metadata, int8 fast on phone CPUs.
+"""The phone model: minimalistic MobileNetV3Small + soft attention + metadata, no hard swish in its int8 graph.
 
 Commands (the phone model is the int8-tuned run, runs/phone_int8):
     skinkeras train ham10000_phone_int8 --data-root ../shared/data/ham10000 --out runs/phone
