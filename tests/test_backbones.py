@@ -48,14 +48,15 @@ def _marked(names, heavy_mark):
 
 
 def test_registry_rows_are_complete():
-    assert len(NAMES) == 15
+    assert len(NAMES) == 17
     for name, spec in BACKBONES.items():
         assert spec.name == name
         assert spec.scaling in SCALING_MODES, name
         assert spec.min_size <= spec.default_size
         assert spec.attention.shape[-1] > 0 and spec.feature_width > 0
         assert spec.attention.source in ("paper001", "ours")
-    assert {n for n, s in BACKBONES.items() if s.scaling == "raw"} == {"MobileNetV3Small", "MobileNetV3Large"}
+    assert {n for n, s in BACKBONES.items() if s.scaling == "raw"} == {
+        "MobileNetV3Small", "MobileNetV3Large", "MobileNetV3SmallMinimalistic", "MobileNetV3LargeMinimalistic"}
     assert {n for n, s in BACKBONES.items() if s.scaling == "caffe"} == {"ResNet50", "ResNet152", "VGG16"}
     # The insertion points REFERENCES.md gives for paper 001's reference code.
     reference = {n for n, s in BACKBONES.items() if s.attention.source == "paper001"}
@@ -151,6 +152,32 @@ def test_full_size_feature_maps_and_insertion_points(name):
     assert tuple(layer.output.shape[1:]) == spec.attention.shape
     truncated = build_backbone(name, features="attention")
     assert tuple(truncated.output.shape[1:]) == spec.attention.shape
+
+
+@pytest.mark.parametrize("name", ["MobileNetV3SmallMinimalistic", "MobileNetV3LargeMinimalistic"])
+def test_minimalistic_mobilenetv3_has_no_hard_swish_nor_squeeze_excite(name):
+    # The reason these rows exist: int8 hard swish runs outside XNNPACK (LiteRT 2.3.0). Their graphs
+    # use ReLU only, no SE block (a Multiply), and the attention point is the last block's ReLU,
+    # where the hard-swish rows have theirs (same channels, same 7 x 7 map at 224 px).
+    hard_swish_twin = get_backbone_spec(name.removesuffix("Minimalistic"))
+    spec = get_backbone_spec(name)
+    model = build_backbone(name, (64, 64, 3))
+    activations = {getattr(layer.activation, "__name__", "") for layer in model.layers
+                   if isinstance(layer, keras.layers.Activation)}
+    assert not activations & {"hard_swish", "hard_silu", "hard_sigmoid"}, activations
+    assert not [layer.name for layer in model.layers if isinstance(layer, keras.layers.Multiply)]
+    assert sum(isinstance(layer, keras.layers.ReLU) for layer in model.layers) > 10
+    assert spec.attention.shape == hard_swish_twin.attention.shape
+    assert spec.feature_width == hard_swish_twin.feature_width
+    twin = build_backbone(hard_swish_twin.name, (64, 64, 3))
+    assert any(isinstance(layer, keras.layers.Multiply) for layer in twin.layers)  # the check can fail
+    assert model.count_params() < twin.count_params()  # no SE, 3x3 kernels
+    truncated = build_backbone(name, (64, 64, 3), features="attention")
+    # Auto-named layers get a per-session number: compare by position in the graph instead.
+    point = find_insertion_layer(model, spec.attention)
+    assert isinstance(truncated.layers[-1], keras.layers.ReLU)
+    assert len(truncated.layers) == [layer.name for layer in model.layers].index(point.name) + 1
+    assert truncated.output.shape[-1] == spec.attention.shape[-1]
 
 
 # ---------------------------------------------------------------- weights from a local file

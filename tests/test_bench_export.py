@@ -45,3 +45,19 @@ def test_every_tflite_variant_with_one_and_two_threads(tmp_path_factory, capsys)
     assert by["float32", 1]["delegate_partitions"] == 1 and by["int8", 1]["delegate_partitions"] > 1
     assert f"int8 ({by['int8', 1]['delegate_partitions']})" in _table(rows)
     assert "float32 (" not in _table(rows)
+
+
+@pytest.mark.slow
+def test_minimalistic_mobilenetv3_int8_runs_whole_in_xnnpack(tmp_path_factory, capsys):
+    # The phone backbone (`ham10000_phone_int8`): no HARD_SWISH, and softmaxes and the image stem in
+    # float32 (int8 exports' default), so the int8 graph, head included, runs in one XNNPACK partition
+    # with this LiteRT (the hard-swish V3Small's is split: test above). A trained run whose soft
+    # attention gamma turned negative has a second one (see `ham10000_phone_int8`).
+    from skinkeras.bench.export import _table
+
+    run_dir = fake_run(tmp_path_factory, backbone="MobileNetV3SmallMinimalistic")
+    rows = bench_json(capsys, run_dir, "--variants", "float32", "int8", "--threads", "1")
+    by = {r["variant"]: r for r in rows}
+    assert by["float32"]["delegate_partitions"] == 1 and by["int8"]["delegate_partitions"] == 1
+    assert by["int8"]["size_mb"] < by["float32"]["size_mb"] / 2.5
+    assert "more than one XNNPACK partition" not in _table(rows)

@@ -523,8 +523,14 @@ def test_int8_is_per_tensor_and_split_hard_swish_leaves_no_hard_swish_op(tmp_pat
     names = {op["op_name"] for op in ops}
     assert "HARD_SWISH" not in names and "CONV_2D" in names and "FULLY_CONNECTED" in names
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
-    weights = [tensors[op["inputs"][1]] for op in ops
-               if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]
+    layers = [op for op in ops if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]
+    # Float32: the image stem only (the scaling and first convolution: `float_island_nodes`) and the softmaxes.
+    float_ops = [op["op_name"] for op in ops if tensors[op["outputs"][0]]["dtype"] == np.float32
+                 and op["op_name"] not in ("DEQUANTIZE",)]
+    assert float_ops == ["MUL", "ADD", "CONV_2D", "SOFTMAX", "SOFTMAX"], float_ops
+    stem = [op for op in layers if tensors[op["inputs"][1]]["dtype"] == np.float32]
+    assert len(stem) == 1 and stem[0]["op_name"] == "CONV_2D" and tensors[stem[0]["inputs"][0]]["shape"][-1] == 3
+    weights = [tensors[op["inputs"][1]] for op in layers if op is not stem[0]]
     assert weights and all(t["dtype"] == np.int8 for t in weights)
     assert [len(t["quantization_parameters"]["scales"]) for t in weights] == [1] * len(weights)
     interpreter.allocate_tensors()  # float in, float out, int8 inside: still runs
@@ -547,7 +553,9 @@ def test_int8_ranges_are_measured_and_the_logits_range_serves_the_top_1(tmp_path
     rng = np.random.default_rng(1)
     items = [{"image": rng.uniform(0, 255, (1, IMAGE_SIZE, IMAGE_SIZE, 3)).astype("float32"),
               "metadata": rng.normal(size=(1, spec.metadata.num_features)).astype("float32")} for _ in range(6)]
-    interpreter = Interpreter(model_content=convert(model, spec, "int8", representative=lambda: iter(items)))
+    # All int8 (float_ops=False): the image's rescaling is then an int8 MUL whose range is checked.
+    interpreter = Interpreter(model_content=convert(model, spec, "int8", representative=lambda: iter(items),
+                                                    float_ops=False))
     ops = interpreter._get_ops_details()
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
     image = next(op for op in ops if op["op_name"] == "QUANTIZE" and tensors[op["outputs"][0]]["shape"][1] > 1)

@@ -184,10 +184,15 @@ def test_card_renders_export_info(tmp_path):
     assert _row(section, "top1_agreement")[1] == "0.9712"
     assert _row(section, "max_abs_diff")[1] == "0.031"
     assert "**Quantised model:**" in text
+    # The run's backbone is the hard-swish MobileNetV3Large: its int8 is the size option, not the fast one.
+    assert "**int8 is the size option here:**" in text and "ham10000_phone_int8" in text
+    from skinkeras.export.model_card.describe import int8_speed_note
+
+    assert "size option" not in int8_speed_note("MobileNetV3SmallMinimalistic")
     sizes = write_model_card(run, out, export_info={"format": "saved_model", "files": {"saved_model": 3 * 1024**2},
                                                     "verification": {"passed": True}}).read_text()
     assert _row(sizes, "`saved_model`")[1] == "3.00 MiB" and "**PASSED**" in sizes
-    assert "**Quantised model:**" not in sizes
+    assert "**Quantised model:**" not in sizes and "size option" not in sizes
 
 
 def test_card_counts_parameters_of_best_model(tmp_path):

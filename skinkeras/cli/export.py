@@ -27,6 +27,10 @@ def register(subparsers) -> None:
                         help="int8: write hard swish as (x/6)*relu6(x+3) so XNNPACK runs the whole graph "
                              "(faster; costs top-1 agreement unless the run was tuned for it with "
                              "`finetune-int8 --split-hard-swish`, whose export splits by default)")
+    parser.add_argument("--int8-all-ops", dest="int8_float_ops", action="store_false",
+                        help="int8: quantize every op, the softmaxes and the image's first convolution too "
+                             "(by default those stay float32: XNNPACK has no int8 softmax, and its int8 "
+                             "3-channel convolution is slow on x86)")
     parser.set_defaults(func=run)
 
 
@@ -37,7 +41,8 @@ def run(args) -> int:
     result = export_run(args.run_dir, args.format, quantize=args.quantize, out_dir=args.out, force=args.force,
                         verify=args.verify, data_root=args.data_root, split=args.split, limit=args.limit,
                         calibration_samples=args.calibration_samples,
-                        int8_per_channel=args.int8_per_channel, int8_split_hard_swish=args.int8_split_hard_swish)
+                        int8_per_channel=args.int8_per_channel, int8_split_hard_swish=args.int8_split_hard_swish,
+                        int8_float_ops=args.int8_float_ops)
     what = "SavedModel" if result["format"] == "saved_model" else f"TFLite {result['quantize']}"
     print(f"{what}: {result['path']} ({result['size_bytes'] / 1e6:.2f} MB)")
     if result["model_card"]:

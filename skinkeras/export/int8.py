@@ -28,8 +28,32 @@ BIAS_CORRECTION_SAMPLES = 64
 LOGITS_BELOW_TOP = math.log(512.0)
 
 
+def float_island_nodes(flat) -> list[str]:
+    """Names of the ops (their output tensors) from the image input through the first CONV_2D that
+    reads it: the input scaling and the stem convolution.
+
+    Why float: XNNPACK's int8 convolution of a 3-channel image is slow on x86 without VNNI (the
+    minimalistic V3Small's stem at 128 px: ~1 ms in int8, ~0.1 ms in float32, that layer alone,
+    1 thread), and a float stem spares the image one rounding. It holds 0.4k of the weights, so the
+    size is unchanged; a QUANTIZE after it hands int8 to the rest, inside the same XNNPACK partition."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    subgraph = flat.subgraphs[0]
+    images = [int(i) for i in subgraph.inputs if len(subgraph.tensors[i].shape) == 4
+              and subgraph.tensors[i].shape[-1] == 3]
+    reached, names = set(images), []
+    for op in subgraph.operators:  # stored in execution order
+        if not any(int(i) in reached for i in op.inputs):
+            continue
+        reached.update(int(i) for i in op.outputs)
+        names.append(subgraph.tensors[op.outputs[0]].name.decode())
+        if flat.operatorCodes[op.opcodeIndex].builtinCode == schema.BuiltinOperator.CONV_2D:
+            return names
+    return []
+
+
 def quantize_int8(converter, graph, representative, *, per_channel: bool, tuned_ranges: dict | None = None,
-                  bias_correction: bool = True) -> bytes:
+                  bias_correction: bool = True, float_ops: bool = True) -> bytes:
     """The int8 flatbuffer of `converter` (set up for int8 with `representative`); `graph` is the
     Keras model it converts (for matching tuned ranges). The exported graph is the plain one: no
     fake-quant ops, so the same ops and per-tensor weights as any int8 export.
@@ -39,6 +63,12 @@ def quantize_int8(converter, graph, representative, *, per_channel: bool, tuned_
     softmax output (steps of 1/256) rounds to 0 whether or not its logit is clipped. So the logits'
     range starts at the lowest top logit of the calibration images minus ln(512): the far-negative
     logits of unlikely classes no longer coarsen the rounding of the contenders for top-1.
+
+    `float_ops`: the softmaxes (the soft attention's and the output's) and the image stem
+    (`float_island_nodes`) stay float32, all inside XNNPACK. LiteRT 2.3.0's XNNPACK has no int8
+    SOFTMAX, so each int8 softmax ran between delegate partitions (3 instead of 1 on the
+    minimalistic V3Small + soft attention); float ones keep one partition and give exact
+    probabilities (no 1/256 steps, no ties at the top). Their cost in size is nil.
     """
     import tensorflow as tf
     from tensorflow.lite.python.convert import mlir_quantize
@@ -60,8 +90,9 @@ def quantize_int8(converter, graph, representative, *, per_channel: bool, tuned_
     if logits is not None:
         stats = tensors[logits].quantization
         stats.min = [max(stats.min[0], lowest_top - LOGITS_BELOW_TOP)]
+    keep_float = {"denylisted_ops": ["SOFTMAX"], "denylisted_nodes": float_island_nodes(flat)} if float_ops else {}
     quantized = bytes(mlir_quantize(bytes(flatbuffer_utils.convert_object_to_bytearray(flat)), not per_channel,
-                                    input_data_type=tf.float32, output_data_type=tf.float32))
+                                    input_data_type=tf.float32, output_data_type=tf.float32, **keep_float))
     if bias_correction:
         quantized = correct_biases(quantized, calibrated, representative)
     return quantized
@@ -78,16 +109,20 @@ def _inspecting_interpreter(flatbuffer: bytes):
 
 def _final_softmax_input(subgraph, codes) -> int | None:
     """The tensor index of the logits: the input of the SOFTMAX whose output is the model's output
-    (directly in the float model, through a DEQUANTIZE in the quantized one)."""
+    (directly in the float model, through a DEQUANTIZE in the quantized one), or, for a float
+    softmax in a quantized model, the int8 tensor its DEQUANTIZE reads."""
     from tensorflow.lite.python import schema_py_generated as schema
 
     outputs = set(int(i) for i in subgraph.outputs)
+    dequantized = {}
     for op in subgraph.operators:
-        if codes[op.opcodeIndex].builtinCode == schema.BuiltinOperator.DEQUANTIZE and int(op.outputs[0]) in outputs:
-            outputs.add(int(op.inputs[0]))
+        if codes[op.opcodeIndex].builtinCode == schema.BuiltinOperator.DEQUANTIZE:
+            dequantized[int(op.outputs[0])] = int(op.inputs[0])
+            if int(op.outputs[0]) in outputs:
+                outputs.add(int(op.inputs[0]))
     for op in subgraph.operators:
         if codes[op.opcodeIndex].builtinCode == schema.BuiltinOperator.SOFTMAX and int(op.outputs[0]) in outputs:
-            return int(op.inputs[0])
+            return dequantized.get(int(op.inputs[0]), int(op.inputs[0]))
     return None
 
 
@@ -161,7 +196,8 @@ def apply_tuned_ranges(interpreter, tensors, indices, graph, ranges: dict, probe
 def correctable_layers(flat) -> list[tuple[int, int]]:
     """`(output tensor, bias tensor)` of every CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED with a
     bias, in execution order, except the one that computes the logits (their range is clipped on
-    purpose, see `quantize_int8`, so their mean differs from the float model's by design)."""
+    purpose, see `quantize_int8`, so their mean differs from the float model's by design) and those
+    left in float (`float_island_nodes`)."""
     from tensorflow.lite.python import schema_py_generated as schema
 
     kinds = {schema.BuiltinOperator.CONV_2D, schema.BuiltinOperator.DEPTHWISE_CONV_2D,
@@ -170,7 +206,8 @@ def correctable_layers(flat) -> list[tuple[int, int]]:
     logits = _final_softmax_input(subgraph, flat.operatorCodes)
     return [(int(op.outputs[0]), int(op.inputs[2])) for op in subgraph.operators
             if flat.operatorCodes[op.opcodeIndex].builtinCode in kinds
-            and len(op.inputs) > 2 and op.inputs[2] >= 0 and int(op.outputs[0]) != logits]
+            and len(op.inputs) > 2 and op.inputs[2] >= 0 and int(op.outputs[0]) != logits
+            and subgraph.tensors[op.outputs[0]].type == schema.TensorType.INT8]
 
 
 def channel_statistics(interpreter, indices, items) -> dict:

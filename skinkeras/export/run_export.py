@@ -33,13 +33,14 @@ def default_out_dir(run_dir, fmt: str, quantize: str = "float32") -> Path:
 def export_run(run_dir, fmt: str = "saved_model", *, quantize: str = "float32", out_dir=None,
                force: bool = False, verify: bool = True, data_root=None, split: str = "test",
                limit: int | None = None, calibration_samples: int | None = None, model=None,
-               int8_per_channel: bool = False, int8_split_hard_swish: bool | None = None) -> dict:
+               int8_per_channel: bool = False, int8_split_hard_swish: bool | None = None,
+               int8_float_ops: bool = True) -> dict:
     """Exports the run's best model; returns {"path", "format", "quantize", "size_bytes",
     "verification" (dict or None), "model_card" (path or None)}.
 
     `data_root` (default: the run's config data.root) holds the images for int8 calibration (the
-    training split) and verification (`split`, at most `limit` images). `int8_per_channel` and
-    `int8_split_hard_swish` are `skinkeras.export.tflite.convert`'s int8 options (see its docstring
+    training split) and verification (`split`, at most `limit` images). `int8_per_channel`,
+    `int8_split_hard_swish` and `int8_float_ops` are `skinkeras.export.tflite.convert`'s int8 options (see its docstring
     for what each costs). A run fine-tuned by `skinkeras finetune-int8` exports int8 with the
     activation ranges it was tuned for (its int8_ranges.json), and `int8_split_hard_swish=None`
     (the default) means: split when the run was tuned split, else not.
@@ -98,9 +99,10 @@ def export_run(run_dir, fmt: str = "saved_model", *, quantize: str = "float32", 
             if int8_split_hard_swish is None:
                 int8_split_hard_swish = uses_split_hard_swish(ranges)
             info["int8_options"] = {"per_channel": int8_per_channel, "split_hard_swish": int8_split_hard_swish,
+                                    "float_ops": int8_float_ops,
                                     "quantization_aware_ranges": len(ranges) if ranges else 0}
             options = {"per_channel": int8_per_channel, "split_hard_swish": int8_split_hard_swish,
-                       "fake_quant_ranges": ranges}
+                       "fake_quant_ranges": ranges, "float_ops": int8_float_ops}
         else:
             options = {}
         path = export_tflite(model, spec, out_dir, quantize, representative=representative, info=info, **options)

@@ -257,7 +257,8 @@ def tflite_archive(model, spec):
 
 def convert(model, spec, quantize: str = "float32", *, representative=None,
             per_channel: bool = False, split_hard_swish: bool = False,
-            fake_quant_ranges: dict | None = None, bias_correction: bool = True) -> bytes:
+            fake_quant_ranges: dict | None = None, bias_correction: bool = True,
+            float_ops: bool = True) -> bytes:
     """The `.tflite` flatbuffer of `model` with `quantize` in QUANTIZATIONS.
 
     `representative`: for int8, a callable returning an iterable of input dicts
@@ -278,6 +279,8 @@ def convert(model, spec, quantize: str = "float32", *, representative=None,
     (`skinkeras.quantization`): those outputs are rounded with the ranges the
     weights were tuned for; the other tensors are calibrated as usual (see `skinkeras.export.int8`).
     `bias_correction`: see `skinkeras.export.int8.correct_biases`.
+    `float_ops`: softmaxes and the image stem stay float32 (`skinkeras.export.int8.quantize_int8`);
+    False: every op int8, as the converter does it.
     """
     import tensorflow as tf
 
@@ -316,7 +319,8 @@ def convert(model, spec, quantize: str = "float32", *, representative=None,
                     from skinkeras.export.int8 import quantize_int8
 
                     return quantize_int8(converter, graph, representative, per_channel=per_channel,
-                                         tuned_ranges=fake_quant_ranges, bias_correction=bias_correction)
+                                         tuned_ranges=fake_quant_ranges, bias_correction=bias_correction,
+                                         float_ops=float_ops)
                 return converter.convert()
             except SkinkerasError:
                 raise

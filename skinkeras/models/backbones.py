@@ -6,7 +6,8 @@ insertion point (paper 001; REFERENCES.md) and the keras.io documentation figure
 
 Insertion points: layers after the point are dropped when the soft-attention head is used. Points
 given by paper 001's reference code: DenseNet201, ResNet50, ResNet152, MobileNetV2,
-InceptionResNetV2, MobileNetV3Large, NASNetMobile. The others are our choice, noted in each row.
+InceptionResNetV2, MobileNetV3Large, NASNetMobile. The others are our choice, noted in each row
+(the minimalistic MobileNetV3 rows: the same place as their hard-swish counterparts).
 Auto-named layers (`activation_195`, whose number depends on how many layers the session built
 before) are found from a named anchor layer by walking back through its inputs, and the layer type
 and channel count found are checked, so a keras.applications change fails loudly.
@@ -206,6 +207,23 @@ _ROWS = (
                        note="activation after expanded_conv_14_depthwise_bn (auto-named)"),
         None,
         {"include_preprocessing": True},
+    ),
+    # Minimalistic MobileNetV3 (keras.applications `minimalistic=True`): ReLU instead of hard swish,
+    # no squeeze-excite, 3x3 kernels only, so every op of its int8 graph runs in XNNPACK (LiteRT 2.3.0
+    # runs int8 HARD_SWISH outside the delegate). The phone models (`ham10000_phone_int8`).
+    BackboneSpec(
+        "MobileNetV3SmallMinimalistic", _app("MobileNetV3Small"), 224, 32, "raw", 576,
+        InsertionPoint("expanded_conv_10_project", (7, 7, 576), "ReLU", back=(0,), source="ours",
+                       note="as MobileNetV3Small: activation after the last block's depthwise BN (auto-named)"),
+        None,
+        {"include_preprocessing": True, "minimalistic": True},
+    ),
+    BackboneSpec(
+        "MobileNetV3LargeMinimalistic", _app("MobileNetV3Large"), 224, 32, "raw", 960,
+        InsertionPoint("expanded_conv_14_project", (7, 7, 960), "ReLU", back=(0,), source="ours",
+                       note="as MobileNetV3Large: activation after the last block's depthwise BN (auto-named)"),
+        None,
+        {"include_preprocessing": True, "minimalistic": True},
     ),
     BackboneSpec(
         "SEResNeXt50", _se_resnext50, 224, 32, "torch", 2048,

@@ -174,4 +174,21 @@ def limitations(facts) -> str:
     if facts.export_info and not quantization.startswith(("none", "float32")):
         items.append("**Quantised model:** its outputs differ slightly from the evaluated Keras model; "
                      "see the verification above.")
+        if quantization == "int8":
+            items.append(int8_speed_note(facts.model.get("backbone", "")))
     return "\n".join(["## Known limitations", ""] + [f"- {item}" for item in items])
+
+
+# Backbones whose int8 graph LiteRT's XNNPACK (2.3.0) cannot run whole: HARD_SWISH stays outside it.
+HARD_SWISH_BACKBONES = ("MobileNetV3Small", "MobileNetV3Large")
+
+
+def int8_speed_note(backbone: str) -> str:
+    """What an int8 export of `backbone` is for: the size option, or the phone model."""
+    if backbone in HARD_SWISH_BACKBONES:
+        return ("**int8 is the size option here:** about 1/3.5 of the float32 file, but slower than "
+                "float32 on LiteRT's CPU delegate (XNNPACK runs int8 hard swish outside it, measured "
+                "~3x at 1 thread). For speed ship the float32 export, or train the minimalistic "
+                "backbone (`ham10000_phone_int8`), whose int8 graph runs whole in XNNPACK.")
+    return ("**int8 speed depends on the CPU:** measure it on the target with `skinkeras bench export`; "
+            "int8 kernels gain most on ARM (dot-product instructions) and on x86 with VNNI.")
