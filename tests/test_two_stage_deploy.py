@@ -120,7 +120,7 @@ def test_evaluated_on_a_release_it_has_never_seen(deployed):
     np.testing.assert_allclose(predictions.probabilities().sum(axis=1), 1.0, atol=1e-5)
 
 
-def test_predicted_and_exported_as_one_saved_model_that_agrees_with_the_pipeline(deployed, tmp_path):
+def test_predicted_and_exported_as_one_saved_model_that_agrees_with_the_pipeline(deployed, tmp_path, monkeypatch):
     import tensorflow as tf
 
     from skinkeras.data.pipeline import read_image
@@ -153,6 +153,23 @@ def test_predicted_and_exported_as_one_saved_model_that_agrees_with_the_pipeline
     assert metrics["export"]["kind"] == "two_stage saved_model"
     assert metrics["n"] == len(list((other / "ISIC-2017_Test_v2_Data").glob("*.jpg")))
     assert "(two_stage saved_model export)" in Path(files["report"]).read_text()
+
+    # --force verifies before it replaces: a re-export that fails verification spares the good one.
+    import skinkeras.systems.two_stage.export as two_stage_export
+
+    before = (tmp_path / "export" / "saved_model.pb").read_bytes()
+    real = two_stage_export.verify_against_pipeline
+
+    def failing(path, *args, **kwargs):
+        assert Path(path).name == "export.partial"  # verified before the swap, not after
+        return dict(real(path, *args, **kwargs), passed=False, failures=["made to fail"])
+
+    monkeypatch.setattr(two_stage_export, "verify_against_pipeline", failing)
+    failed = export_run(run, "saved_model", out_dir=tmp_path / "export", data_root=root, force=True, limit=2)
+    assert failed["replaced"] is False and failed["path"] == str(tmp_path / "export.failed")
+    assert (tmp_path / "export" / "saved_model.pb").read_bytes() == before
+    assert json.loads((tmp_path / "export" / "verification.json").read_text())["passed"]
+    assert not json.loads((tmp_path / "export.failed" / "verification.json").read_text())["passed"]
 
 
 def test_a_partial_label_set_and_a_csv_of_images(deployed, tmp_path):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 
 import numpy as np
 
@@ -100,11 +101,13 @@ def export_two_stage(run_dir, fmt: str = "saved_model", *, out_dir=None, force: 
     "verification", "model_card"} like the classification exporter."""
     from pathlib import Path
 
+    from skinkeras.export.run_export import FAILED_SUFFIX
     from skinkeras.export.serving import (
         finish_out_dir,
         prepare_out_dir,
         write_sidecar_files,
     )
+    from skinkeras.files import write_json
     from skinkeras.systems.two_stage.predict import TwoStagePredictor
 
     run = TwoStageRun(run_dir)
@@ -124,16 +127,32 @@ def export_two_stage(run_dir, fmt: str = "saved_model", *, out_dir=None, force: 
             "image_size": predictor.spec.image_size, "class_names": list(predictor.class_names),
             "input": "uint8 images of any size; segmentation and lesion crop inside the graph"}
     write_sidecar_files(partial, predictor.spec, dict(info, format="saved_model", quantize=None))
-    path = finish_out_dir(partial, out_dir)
-    size = json.loads((path / "export.json").read_text())["size_bytes"]
-    result = {"path": str(path), "format": "saved_model", "quantize": None, "size_bytes": size,
+    size = json.loads((partial / "export.json").read_text())["size_bytes"]
+    # Verified while still the `.partial` sibling: only an export that passes replaces an earlier
+    # one at out_dir, so a failed or killed verification leaves that one in place (the failed
+    # export is kept beside it for a look), as the classification exporter does.
+    target = out_dir
+    result = {"path": str(target), "format": "saved_model", "quantize": None, "size_bytes": size,
               "verification": None, "model_card": None}
     if verify:
-        result["verification"] = verify_against_pipeline(path, predictor, data_root=data_root, split=split,
-                                                         limit=limit)
+        verification = verify_against_pipeline(partial, predictor, data_root=data_root, split=split, limit=limit)
+        if not verification["passed"] and out_dir.exists():
+            target = out_dir.with_name(out_dir.name + FAILED_SUFFIX)
+        verification["export"] = result["path"] = str(target)
+        write_json(partial / "verification.json", verification)
+        result["verification"] = verification
     from skinkeras.export.model_card import write_model_card
 
-    result["model_card"] = str(write_model_card(run.path, path, export_info=_card_info(path, result)))
+    card = write_model_card(run.path, partial, export_info=_card_info(partial, result))
+    result["model_card"] = str(target / Path(card).name)
+    if target != out_dir:
+        if target.exists():
+            shutil.rmtree(target)
+        partial.rename(target)
+        result["replaced"] = False
+        log.warning("verification failed: %s is left as it was; the new export is in %s", out_dir, target)
+        return result
+    finish_out_dir(partial, out_dir)
     return result
 
 
