@@ -11,9 +11,10 @@ SYNTH_DIR ?= runs/synthetic_ham10000
 SYNTH_N ?= 600
 SET ?=
 PYTEST_ARGS ?=
-# Test files run in parallel processes (one file stays in one process: its fixtures are shared).
+# Tests run in parallel processes; a file stays in one process (its fixtures are built once) unless
+# tests/conftest.py spreads it (SPREAD).
 TEST_WORKERS ?= 2
-XDIST := -n $(TEST_WORKERS) --dist loadfile
+XDIST := -n $(TEST_WORKERS) --dist loadgroup
 
 .PHONY: install test test-slow test-all train-ham10000 clean
 

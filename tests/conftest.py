@@ -24,6 +24,20 @@ def _real_root(name: str, marker_file: str) -> Path:
     return root
 
 
+# `make test` runs two pytest-xdist processes with `--dist loadgroup`. A file's tests stay in one
+# process, so its module fixtures (a trained tiny run, a fake run cache) are built once; files of
+# independent, costly tests are spread over both processes instead.
+SPREAD = {"test_backbones.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        if item.path.name not in SPREAD:
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+
+
 @pytest.fixture(scope="session")
 def ham10000_root() -> Path:
     return _real_root("ham10000", "HAM10000_metadata.csv")

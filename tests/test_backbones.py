@@ -23,8 +23,10 @@ from tests import harness
 NAMES = backbone_names()
 FINAL_HEADS = ("gap", "se", "cbam")
 # Backbones whose builds and training step (graph tracing dominates) cost 15-60 s each here: their
-# head matrix and training step run in the slow suite (`make test-slow`).
-HEAVY = {"DenseNet121", "DenseNet169", "DenseNet201", "InceptionResNetV2", "ResNet152", "NASNetMobile", "NASNetLarge"}
+# head matrix and training step run in the slow suite (`make test-slow`). The fast suite keeps the
+# MobileNets, VGG16, our own SEResNeXt50 and TinyCNN.
+HEAVY = {"DenseNet121", "DenseNet169", "DenseNet201", "InceptionResNetV2", "ResNet152", "NASNetMobile", "NASNetLarge",
+         "ResNet50", "InceptionV3", "Xception"}
 
 
 def small_size(name: str) -> int:

@@ -120,7 +120,8 @@ def test_evaluated_on_a_release_it_has_never_seen(deployed):
     np.testing.assert_allclose(predictions.probabilities().sum(axis=1), 1.0, atol=1e-5)
 
 
-def test_predicted_and_exported_as_one_saved_model_that_agrees_with_the_pipeline(deployed, tmp_path, monkeypatch):
+def test_predicted_and_exported_as_one_saved_model_that_agrees_with_the_pipeline(deployed, tmp_path, monkeypatch,
+                                                                                   capsys):
     import tensorflow as tf
 
     from skinkeras.data.pipeline import read_image
@@ -165,8 +166,12 @@ def test_predicted_and_exported_as_one_saved_model_that_agrees_with_the_pipeline
         return dict(real(path, *args, **kwargs), passed=False, failures=["made to fail"])
 
     monkeypatch.setattr(two_stage_export, "verify_against_pipeline", failing)
-    failed = export_run(run, "saved_model", out_dir=tmp_path / "export", data_root=root, force=True, limit=2)
-    assert failed["replaced"] is False and failed["path"] == str(tmp_path / "export.failed")
+    from skinkeras.cli import main
+
+    # Through the command line, whose int8 flags a two-stage export must not be handed.
+    assert main(["export", str(run), "--out", str(tmp_path / "export"), "--force", "--data-root", str(root),
+                 "--limit", "2"]) == 1
+    assert "SavedModel: " + str(tmp_path / "export.failed") in capsys.readouterr().out
     assert (tmp_path / "export" / "saved_model.pb").read_bytes() == before
     assert json.loads((tmp_path / "export" / "verification.json").read_text())["passed"]
     assert not json.loads((tmp_path / "export.failed" / "verification.json").read_text())["passed"]

@@ -38,11 +38,14 @@ def run(args) -> int:
     from skinkeras.export.verify import summary_line
     from skinkeras.runs import export_run
 
+    # --int8-all-ops is passed only when given: exporters without int8 (two-stage) refuse options
+    # that were set, and its default (float softmaxes and stem) is the int8 exporter's own.
+    int8_all_ops = {} if args.int8_float_ops else {"int8_float_ops": False}
     result = export_run(args.run_dir, args.format, quantize=args.quantize, out_dir=args.out, force=args.force,
                         verify=args.verify, data_root=args.data_root, split=args.split, limit=args.limit,
                         calibration_samples=args.calibration_samples,
                         int8_per_channel=args.int8_per_channel, int8_split_hard_swish=args.int8_split_hard_swish,
-                        int8_float_ops=args.int8_float_ops)
+                        **int8_all_ops)
     what = "SavedModel" if result["format"] == "saved_model" else f"TFLite {result['quantize']}"
     print(f"{what}: {result['path']} ({result['size_bytes'] / 1e6:.2f} MB)")
     if result["model_card"]:
