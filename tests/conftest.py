@@ -27,7 +27,12 @@ def _real_root(name: str, marker_file: str) -> Path:
 # `make test` runs two pytest-xdist processes with `--dist loadgroup`. A file's tests stay in one
 # process, so its module fixtures (a trained tiny run, a fake run cache) are built once; files of
 # independent, costly tests are spread over both processes instead.
+# Files that share test_export.py's session cache of fake runs and exports run in one process, so
+# the cache is built once.
 SPREAD = {"test_backbones.py"}
+SHARED = {name: "export_cache" for name in
+          ("test_export.py", "test_predict.py", "test_batch_predict.py", "test_evaluate_export.py",
+           "test_bench_predict.py")}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -35,7 +40,7 @@ def pytest_collection_modifyitems(config, items):
         return
     for item in items:
         if item.path.name not in SPREAD:
-            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+            item.add_marker(pytest.mark.xdist_group(SHARED.get(item.path.name, item.path.stem)))
 
 
 @pytest.fixture(scope="session")

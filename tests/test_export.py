@@ -247,7 +247,7 @@ def test_existing_export_path_is_refused_and_force_replaces_it(tmp_path_factory,
     from skinkeras.cli import main
     from skinkeras.export.run_export import export_run
 
-    run_dir = fake_run(tmp_path_factory)
+    run_dir = fake_run(tmp_path_factory, backbone="TinyCNN")  # export mechanics: any backbone
     out = tmp_path / "sm"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
@@ -262,7 +262,7 @@ def test_an_interrupted_export_leaves_no_complete_looking_directory(tmp_path_fac
     from skinkeras.export import serving
     from skinkeras.export.run_export import export_run
 
-    run_dir = fake_run(tmp_path_factory)
+    run_dir = fake_run(tmp_path_factory, backbone="TinyCNN")  # export mechanics: any backbone
     spec, model = run_model(run_dir)
     out = _previous_export(tmp_path / "sm")
 
@@ -320,7 +320,7 @@ def test_force_verifies_before_it_replaces_the_previous_export(tmp_path_factory,
     from skinkeras.export import verify
     from skinkeras.export.run_export import export_run
 
-    run_dir = fake_run(tmp_path_factory)
+    run_dir = fake_run(tmp_path_factory, backbone="TinyCNN")  # export mechanics: any backbone
     spec, model = run_model(run_dir)
     out = _previous_export(tmp_path / "sm")
 

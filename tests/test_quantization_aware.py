@@ -146,6 +146,7 @@ def test_finetune_int8_refuses_bad_requests(source_run, tmp_path):
         finetune_quantization_aware(tmp_path / "taken", tmp_path / "new")
 
 
+@pytest.mark.slow  # two int8 conversions; the fast suite checks the ranges reach the export above
 def test_int8_conversion_uses_the_fine_tuned_ranges(tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
