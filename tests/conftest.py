@@ -35,9 +35,15 @@ SHARED = {name: "export_cache" for name in
            "test_bench_predict.py")}
 
 
+# The costliest groups go first, so that neither process is left with one of them at the end.
+FIRST = ("test_two_stage_deploy.py", "test_quantization_aware.py", "test_training.py", "test_legacy_runs.py",
+         "test_task_plugins.py", "test_multiworker.py")
+
+
 def pytest_collection_modifyitems(config, items):
     if not config.pluginmanager.hasplugin("xdist"):
         return
+    items.sort(key=lambda item: FIRST.index(item.path.name) if item.path.name in FIRST else len(FIRST))
     for item in items:
         if item.path.name not in SPREAD:
             item.add_marker(pytest.mark.xdist_group(SHARED.get(item.path.name, item.path.stem)))
