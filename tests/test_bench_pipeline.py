@@ -56,6 +56,7 @@ def test_minimal_table_matches_registry_loader(tmp_path):
     assert sorted(minimal.samples["image_path"]) == sorted(loaded.samples["image_path"])
 
 
+@pytest.mark.slow  # a benchmark smoke test of ~20 s; the pipeline itself is tested in test_pipeline.py
 def test_bench_pipeline_json(tmp_path, capsys):
     root = _ham_like_root(tmp_path, n=10)
     parser = argparse.ArgumentParser()

@@ -186,6 +186,7 @@ def test_int8_conversion_uses_the_fine_tuned_ranges(tmp_path):
     assert logits_top[1] < 0.5 * 55.0 and logits_top[0] < 0.5 * 55.0
 
 
+@pytest.mark.slow  # the non-default split-hard-swish option: a clone, a fine-tune step and an int8 conversion
 def test_split_hard_swish_tuning_rounds_its_three_parts_and_its_export_splits(tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
