@@ -12,16 +12,13 @@ Layout written (default under RUN_DIR/export/):
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 from pathlib import Path
 
 from skinkeras.errors import SkinkerasError
 
-log = logging.getLogger(__name__)
 FORMATS = ("saved_model", "tflite")
 STAGING_SUFFIX = ".staging"  # the new export while it is written and verified
-FAILED_SUFFIX = ".failed"  # a new export that failed verification, beside the previous one it spared
 
 
 def default_out_dir(run_dir, fmt: str, quantize: str = "float32") -> Path:
@@ -53,8 +50,9 @@ def export_run(run_dir, fmt: str = "saved_model", *, quantize: str = "float32", 
         VERIFICATION_FILE,
         check_out_dir,
         export_serving_saved_model,
-        finish_out_dir,
+        export_target,
         load_run_spec,
+        place_export,
     )
     from skinkeras.files import write_json
     from skinkeras.export.tflite import (
@@ -111,11 +109,7 @@ def export_run(run_dir, fmt: str = "saved_model", *, quantize: str = "float32", 
     if verify:
         verification = verify_export(path, run_dir, data_root=data_root, split=split, limit=limit,
                                      model=model, write=False)
-    # Where the new export goes: over --out, unless it failed verification and would replace an
-    # earlier export (kept as it is; the failed one lands beside it for a look).
-    target = final_dir
-    if verification is not None and not verification["passed"] and final_dir.exists():
-        target = final_dir.with_name(final_dir.name + FAILED_SUFFIX)
+    target = export_target(final_dir, verification)
     result = {"path": str(target), "format": fmt, "quantize": quantize, "size_bytes": size,
               "verification": verification, "model_card": None}
     if verification is not None:
@@ -124,14 +118,8 @@ def export_run(run_dir, fmt: str = "saved_model", *, quantize: str = "float32", 
         write_json(path / VERIFICATION_FILE, verification)
         verification["written_to"] = str(target / VERIFICATION_FILE)
     result["model_card"] = str(target / Path(_model_card(run_dir, path, result)).name)
-    if target != final_dir:
-        if target.exists():
-            shutil.rmtree(target)
-        path.rename(target)
+    if not place_export(path, target, final_dir):
         result["replaced"] = False
-        log.warning("verification failed: %s is left as it was; the new export is in %s", final_dir, target)
-        return result
-    finish_out_dir(path, final_dir)
     return result
 
 

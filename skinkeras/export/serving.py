@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -216,6 +217,31 @@ def finish_out_dir(partial: Path, out_dir) -> Path:
     else:
         partial.rename(out_dir)
     return out_dir
+
+
+FAILED_SUFFIX = ".failed"  # a new export that failed verification, beside the previous one it spared
+_log = logging.getLogger(__name__)
+
+
+def export_target(out_dir, verification: dict | None) -> Path:
+    """Where a staged export goes: over `out_dir`, unless it failed verification and would replace an
+    earlier export (kept as it is; the failed one lands beside it, `<out>.failed`, for a look)."""
+    out_dir = Path(out_dir)
+    if verification is not None and not verification["passed"] and out_dir.exists():
+        return out_dir.with_name(out_dir.name + FAILED_SUFFIX)
+    return out_dir
+
+
+def place_export(staged: Path, target: Path, out_dir) -> bool:
+    """Moves the complete `staged` export to `target` (`export_target`); True when it replaced `out_dir`."""
+    if Path(target) == Path(out_dir):
+        finish_out_dir(staged, out_dir)
+        return True
+    if target.exists():
+        shutil.rmtree(target)
+    staged.rename(target)
+    _log.warning("verification failed: %s is left as it was; the new export is in %s", out_dir, target)
+    return False
 
 
 def directory_size(path) -> int:

@@ -20,15 +20,12 @@ card.
 from __future__ import annotations
 
 import json
-import logging
-import shutil
 
 import numpy as np
 
 from skinkeras.errors import SkinkerasError
 from skinkeras.systems.two_stage.run_files import TwoStageRun
 
-log = logging.getLogger(__name__)
 
 MAX_ABS_DIFF = 1e-2  # the crop's resampling differs from OpenCV's by a grey level here and there
 MIN_AGREEMENT = 0.98
@@ -101,9 +98,9 @@ def export_two_stage(run_dir, fmt: str = "saved_model", *, out_dir=None, force: 
     "verification", "model_card"} like the classification exporter."""
     from pathlib import Path
 
-    from skinkeras.export.run_export import FAILED_SUFFIX
     from skinkeras.export.serving import (
-        finish_out_dir,
+        export_target,
+        place_export,
         prepare_out_dir,
         write_sidecar_files,
     )
@@ -136,8 +133,7 @@ def export_two_stage(run_dir, fmt: str = "saved_model", *, out_dir=None, force: 
               "verification": None, "model_card": None}
     if verify:
         verification = verify_against_pipeline(partial, predictor, data_root=data_root, split=split, limit=limit)
-        if not verification["passed"] and out_dir.exists():
-            target = out_dir.with_name(out_dir.name + FAILED_SUFFIX)
+        target = export_target(out_dir, verification)
         verification["export"] = result["path"] = str(target)
         write_json(partial / "verification.json", verification)
         result["verification"] = verification
@@ -145,14 +141,8 @@ def export_two_stage(run_dir, fmt: str = "saved_model", *, out_dir=None, force: 
 
     card = write_model_card(run.path, partial, export_info=_card_info(partial, result))
     result["model_card"] = str(target / Path(card).name)
-    if target != out_dir:
-        if target.exists():
-            shutil.rmtree(target)
-        partial.rename(target)
+    if not place_export(partial, target, out_dir):
         result["replaced"] = False
-        log.warning("verification failed: %s is left as it was; the new export is in %s", out_dir, target)
-        return result
-    finish_out_dir(partial, out_dir)
     return result
 
 
