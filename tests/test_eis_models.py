@@ -103,22 +103,24 @@ def test_builders_pass_the_harness(name, built, tmp_path):
 
 
 @pytest.mark.parametrize("name", ("fcnn", "gru_max", "joint_ca", "joint_fc"))
-def test_outputs_float32_under_mixed_precision(name):
+def test_outputs_float32_under_mixed_precision(name, built):
     inputs = _inputs()
+    made = []
 
     def build(which):
         def make(dtype):
-            return getattr(_build(name, dtype=dtype), which)
+            made.append(getattr(_build(name, dtype=dtype), which))
+            return made[-1]
         return make
 
-    harness.check_mixed_precision(build("infer"), _select(_build(name).infer, inputs))
+    harness.check_mixed_precision(build("infer"), _select(built[name].infer, inputs))
     if name == "fcnn":
         harness.check_mixed_precision(build("train"), _measurement_inputs())
     if name == "joint_ca":  # both path outputs of the train model
-        harness.check_mixed_precision(build("train"), _select(_build(name).train, inputs))
-    # The EIS path still reads the image-free inputs through a float32 standardisation.
-    model = _build(name, dtype="mixed_float16").infer
-    assert model.get_layer("eis_normalization").compute_dtype == "float32"
+        harness.check_mixed_precision(build("train"), _select(built[name].train, inputs))
+    # Raw features are standardised in float32 (magnitudes may exceed float16's range).
+    assert made[0].get_layer("eis_normalization").compute_dtype == "float32"
+    assert made[0].get_layer("eis_normalization").dtype_policy.name == "float32"
 
 
 def _outputs(model, inputs):
@@ -141,6 +143,15 @@ def test_padding_changes_no_output(name, built):
         noisy["eis"] = noisy["eis"] + (1.0 - MASK)[..., None] * 50.0
         for got, expected in zip(_outputs(short_model, noisy), want):
             np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ("fcnn", "gru_last"))
+def test_max_measurements_none_takes_any_length(name, built):
+    models = _build(name, steps=None)
+    models.train.set_weights(built[name].train.get_weights())
+    want = _outputs(built[name].infer, _inputs())
+    for steps in (T, T + 3):
+        np.testing.assert_allclose(_outputs(models.infer, _inputs(steps=steps))[0], want[0], atol=1e-5)
 
 
 def _random_states(seed=0, units=5):
