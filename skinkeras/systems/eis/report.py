@@ -206,5 +206,6 @@ def plot_roc(positive, scores: dict, results: dict, path, target_sensitivity: fl
         ax.set(title=group, xlabel="1 - specificity", ylabel="sensitivity", xlim=(0, 1), ylim=(0, 1.01))
         ax.legend(fontsize=7, loc="lower right")
     fig.suptitle(f"ROC curves; dots: the {target_sensitivity:.0%}-sensitivity operating points", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     return _save(fig, path)
 
