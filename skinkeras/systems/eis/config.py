@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 
-from skinkeras.systems.eis.rows import ROWS
+from skinkeras.systems.eis.rows import ROW_IDS
 
 
 @dataclasses.dataclass
 class EISConfig:
     """Paper 000's grid (task "eis"); `model.weights` ("" / "imagenet" / a file) sets the CNNs' init."""
 
-    rows: tuple[str, ...] = tuple(ROWS)  # which Table 1 rows to train and report
+    rows: tuple[str, ...] = ROW_IDS  # which Table 1 rows to train and report
     folds: int = 5  # lesion-grouped, stratified by label
     # "paper": per fold k, train on 3 folds and validate on fold k+1 to choose the epoch count, then
     # train on all 4 folds for that many epochs and predict fold k. "select": predict fold k with

@@ -37,13 +37,13 @@ PROTOCOLS = ("paper", "select")
 def rows_to_train(config) -> list[str]:
     """`eis.rows` plus the members of its ensembles, in training order (models before ensembles)."""
     wanted = list(config.eis.rows)
-    unknown = [r for r in wanted if r not in row_table.ROWS]
+    unknown = [r for r in wanted if r not in row_table.ROWS_BY_ID]
     if unknown:
-        raise ConfigError(f"eis.rows: unknown rows {unknown}; valid: {', '.join(row_table.ROWS)}")
+        raise ConfigError(f"eis.rows: unknown rows {unknown}; valid: {', '.join(row_table.ROW_IDS)}")
     needed = set(wanted)
     for row in wanted:
-        needed.update(row_table.ROWS[row].members)
-    return [r for r in row_table.ROWS if r in needed]
+        needed.update(row_table.ROWS_BY_ID[row].members)
+    return [r for r in row_table.ROWS_BY_ID if r in needed]
 
 
 def check_config(config) -> None:
@@ -101,7 +101,7 @@ def train_eis(config, run_dir, *, resume: bool = False, verbose="auto") -> dict:
     table = load_table(config, run)
     folds = assign_folds(config, run, table)
     rows = rows_to_train(config)
-    need_images = any(row_table.ROWS[r].uses_images for r in rows)
+    need_images = any(row_table.ROWS_BY_ID[r].uses_images for r in rows)
     arrays = eis_data.load_arrays(table, image_height=config.eis.image_height, image_width=config.eis.image_width,
                                   need_images=need_images)
     fold_of = folds.set_index("lesion_id")["fold"].reindex(arrays.ids).to_numpy()
@@ -114,7 +114,7 @@ def train_eis(config, run_dir, *, resume: bool = False, verbose="auto") -> dict:
     dtype = resolve_precision(config.train.precision)
     seconds = {}
     for row in rows:
-        spec = row_table.ROWS[row]
+        spec = row_table.ROWS_BY_ID[row]
         row_started = time.monotonic()
         parts = []
         for k in range(config.eis.folds):
