@@ -45,11 +45,14 @@ def evaluate_run(run_dir, data_root=None, *, dataset: str | None = None, split: 
     run = as_run(run_dir)
     score_options = {"n_resamples": n_resamples, "target_sensitivity": target_sensitivity, "seed": seed}
     if not run.exists() and is_export(run.path):
+        if data_root is None:
+            raise SkinkerasError("evaluating an export needs --data-root (the images to score)")
         if multi_crop:
             raise SkinkerasError("--multi-crop needs a run directory: an export takes whole images")
         return evaluate_export(run.path, data_root, dataset=dataset, split=split, out_dir=out_dir, **score_options)
     if not run.exists():
         raise SkinkerasError(f"{run.path} is not a training run: it has no {run.config.name}")
+    data_root = data_root or run.read_config().data.root or None
     split = split or "test"
     if is_cross_validation(run):
         return evaluate_folds(run, data_root, split=split, out_dir=out_dir, multi_crop=multi_crop,

@@ -9,7 +9,8 @@ def register(subparsers) -> None:
                         help="a run directory written by `skinkeras train`, or an export written by `skinkeras "
                              "export` (SavedModel folder, TFLite folder or .tflite file: every image under "
                              "--data-root, --out required)")
-    parser.add_argument("--data-root", required=True, help="dataset folder")
+    parser.add_argument("--data-root", help="dataset folder (default: the run's own, from its config.json; "
+                                            "required for an export)")
     parser.add_argument("--dataset", help="dataset layout (default: the run's; an export: found from the root's files)")
     parser.add_argument("--split", default=None, choices=("test", "val", "train", "all"),
                         help="the run's lesion-grouped split (default test), or all images under the root "

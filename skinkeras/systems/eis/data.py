@@ -63,6 +63,15 @@ def _labels_of(table) -> np.ndarray:
     return labels.astype(np.int64)
 
 
+def diagnoses(samples) -> np.ndarray:
+    """Each lesion's diagnosis: the table's `diagnosis` column, else what a label of a layout
+    without one says (melanoma / benign_unspecified)."""
+    if "diagnosis" in samples and (samples["diagnosis"].astype(str).str.len() > 0).all():
+        return samples["diagnosis"].astype(str).to_numpy()
+    return np.array(["melanoma" if v in ("malignant", "melanoma") else "benign_unspecified"
+                     for v in samples["label"].astype(str)])
+
+
 def load_arrays(table, *, image_height: int, image_width: int, need_images: bool) -> LesionArrays:
     """Decodes the spectra (and, with `need_images`, the images resized to height x width) of `table`."""
     from skinkeras.data.eis import load_spectra, spectra_to_features
@@ -77,10 +86,8 @@ def load_arrays(table, *, image_height: int, image_width: int, need_images: bool
     images = None
     if need_images and has_image.any():
         images = _load_images(samples["image_path"], has_image, image_height, image_width)
-    diagnosis = samples["diagnosis"].astype(str).to_numpy() if "diagnosis" in samples else np.array(
-        ["melanoma" if v in ("malignant", "melanoma") else "benign_unspecified" for v in samples["label"]])
     return LesionArrays(ids=samples["image_id"].astype(str).to_numpy(), labels=_labels_of(table),
-                        diagnosis=diagnosis, features=padded, counts=counts, images=images, has_image=has_image)
+                        diagnosis=diagnoses(samples), features=padded, counts=counts, images=images, has_image=has_image)
 
 
 def _load_images(paths, has_image, height: int, width: int) -> np.ndarray:

@@ -50,8 +50,24 @@ def score(predictions, out_dir, *, run_dir=None, n_resamples: int = 10_000, targ
     if run_dir is None:
         raise SkinkerasError("scoring an EIS grid needs its run directory (the lesions' diagnoses)")
     config = as_run(run_dir).read_config()
-    return table1(
+    metrics, files = table1(
         predictions, out_dir, evaluate_on=config.eis.evaluate_on, diagnosis=diagnosis_of(run_dir),
         target_sensitivity=config.eis.target_sensitivity, n_resamples=n_resamples,
         n_permutations=config.eis.n_permutations, seed=seed, pretrained=bool(config.model.weights),
     )
+    metrics["summary"] = summary_line(metrics)
+    return metrics, files
+
+
+def summary_line(metrics: dict) -> str:
+    """One line: the evaluated set and each group's best specificity at the operating point."""
+    counts = metrics["counts"]
+    best = {}
+    for row_id, row in metrics["rows"].items():
+        value = row.get("specificity")
+        if value is not None and (row["group"] not in best or value > best[row["group"]][1]):
+            best[row["group"]] = (row_id, value, row.get("auc"))
+    parts = [f"{group} {row_id} {value:.1%}" + (f" (AUC {auc:.3f})" if auc is not None else "")
+             for group, (row_id, value, auc) in best.items()]
+    return (f"{counts['scored']} lesions ({counts['scored_positive']} positive); best specificity at "
+            f"{metrics['target_sensitivity']:.0%} sensitivity per group: " + "; ".join(parts))

@@ -26,7 +26,7 @@ import pandas as pd
 from skinkeras.errors import ConfigError, SkinkerasError
 from skinkeras.files import write_json
 from skinkeras.systems.eis import rows as row_table
-from skinkeras.systems.eis.data import CLASS_NAMES, LesionArrays
+from skinkeras.systems.eis.data import CLASS_NAMES, LesionArrays, diagnoses
 from skinkeras.systems.eis.run_files import Cell, EISRun
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def assign_folds(config, run: EISRun, table) -> pd.DataFrame:
     frame = pd.DataFrame({
         "lesion_id": samples["image_id"].astype(str).to_numpy(),
         "label": samples["label"].astype(str).to_numpy(),
-        "diagnosis": samples["diagnosis"].astype(str).to_numpy() if "diagnosis" in samples else "",
+        "diagnosis": diagnoses(samples),
         "fold": samples["lesion_id"].map(folds).astype(int).to_numpy(),
     })
     run.path.mkdir(parents=True, exist_ok=True)
