@@ -117,8 +117,26 @@ def test_plain_generator_writes_diagnoses_and_effect_size_keeps_the_draws(tmp_pa
 # --- the semi-synthetic set on the real HAM10000 copy ----------------------------------------------
 
 @pytest.fixture(scope="module")
-def ham_lesion_rows(ham10000_root):
-    return ham_lesions(load_dataset("ham10000", ham10000_root).samples)
+def ham_samples(ham10000_root):
+    return load_dataset("ham10000", ham10000_root).samples
+
+
+@pytest.fixture(scope="module")
+def ham_lesion_rows(ham_samples):
+    return ham_lesions(ham_samples)
+
+
+def test_one_image_per_lesion_first_or_seeded(ham_samples, ham_lesion_rows):
+    first = ham_lesion_rows
+    assert first["lesion_id"].is_unique and first["lesion_id"].is_monotonic_increasing
+    assert set(first["lesion_id"]) == set(ham_samples["lesion_id"])
+    smallest = ham_samples.groupby("lesion_id")["image_id"].min()
+    assert (first.set_index("lesion_id")["image_id"] == smallest).all()
+    drawn = ham_lesions(ham_samples, "random", seed=1)
+    assert drawn.equals(ham_lesions(ham_samples, "random", seed=1))
+    assert (drawn["lesion_id"] == first["lesion_id"]).all() and (drawn["image_id"] != first["image_id"]).any()
+    with pytest.raises(DataError, match="image choice"):
+        ham_lesions(ham_samples, "best")
 
 
 def test_default_draw_has_the_papers_size_and_balance(ham_lesion_rows):

@@ -87,9 +87,8 @@ def ham_lesions(samples: pd.DataFrame, image_choice: str = "first", seed: int = 
         chosen = ordered.drop_duplicates("lesion_id", keep="first")
     else:
         rng = _stream(seed, IMAGE_STREAM)
-        chosen = ordered.groupby("lesion_id", sort=True, group_keys=False).apply(
-            lambda group: group.iloc[[int(rng.integers(len(group)))]]
-        )
+        positions = ordered.reset_index(drop=True).groupby("lesion_id", sort=True).indices
+        chosen = ordered.iloc[[rows[int(rng.integers(len(rows)))] for _, rows in sorted(positions.items())]]
     lesions = pd.DataFrame(
         {
             "lesion_id": chosen["lesion_id"].astype(str),
