@@ -140,7 +140,8 @@ def test_eis_measurement_counts_and_features(generated):
     assert features.shape == (len(spectra), 700)
     np.testing.assert_allclose(features[:, :350], np.abs(spectra.reshape(len(spectra), -1)), rtol=1e-6)
     np.testing.assert_allclose(features[:, 350:], np.angle(spectra.reshape(len(spectra), -1)), rtol=1e-5)
-    assert table.class_names == ("benign", "melanoma")
+    assert table.class_names == ("benign", "malignant")
+    assert set(table.samples["diagnosis"]) <= {"nevus", "melanoma"}
 
 
 def test_eis_bad_and_missing_spectra_are_excluded(generated, tmp_path):

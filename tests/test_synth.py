@@ -133,7 +133,7 @@ def test_cole_model_limits_and_eis_class_signal(tmp_path):
         assert np.isfinite(spectra).all() and np.all(np.abs(spectra) > 0)
         low_frequency_log_magnitude.append(np.log(np.abs(spectra[:, -1, 0])).mean())
     values = np.array(low_frequency_log_magnitude)
-    melanoma = samples["label"].to_numpy() == "melanoma"
+    melanoma = samples["label"].to_numpy() == "malignant"
     assert values[melanoma].mean() < values[~melanoma].mean() - 0.2
     assert spectra_to_features(load_spectra(samples["eis_path"][0])).shape[1] == 700
     assert FREQUENCIES_HZ[0] == pytest.approx(1e3) and FREQUENCIES_HZ[-1] == pytest.approx(2.5e6)

@@ -3,6 +3,8 @@
     skinkeras data list
     skinkeras data summary ham10000 --root ../shared/data/ham10000 [--json] [--no-check-images]
     skinkeras data synth ham10000 --out /tmp/ham_synth --n 600 --seed 0 [--image-size 200x150] [--force]
+    skinkeras data synth eis --images-from ham10000 --root ../shared/data/ham10000 --out /tmp/eis_paired \
+        [--lesions 988|N|all] [--effect-size X] [--seed 0]   (SEMI-SYNTHETIC: real images, generated spectra)
 
 `summary` exits 0 when it could read the dataset, even if it found problems (they are what it
 reports); bad roots and unknown names are errors (exit 2). No TensorFlow is imported here.
@@ -10,6 +12,7 @@ reports); bad roots and unknown names are errors (exit 2). No TensorFlow is impo
 
 from __future__ import annotations
 
+import argparse
 import json
 
 
@@ -56,10 +59,36 @@ def _summary(args) -> int:
     return 0
 
 
+def _lesions(value: str):
+    """--lesions: "all" or a count."""
+    if value == "all":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be 'all' or an integer. Received: {value!r}") from None
+
+
 def _synth(args) -> int:
     from skinkeras.data.synth import synthesize
+    from skinkeras.errors import ConfigError
 
-    result = synthesize(args.name, args.out, n=args.n, seed=args.seed, image_size=args.image_size, force=args.force)
+    options = {"force": args.force}
+    if args.effect_size is not None:
+        if args.name != "eis":
+            raise ConfigError(f"--effect-size is an eis option. Received layout: {args.name!r}")
+        options["effect_size"] = args.effect_size
+    if args.images_from is not None:
+        if args.image_size:
+            raise ConfigError("--image-size does not apply to --images-from (the real images are copied as they are)")
+        options.update(root=args.root, lesions=args.lesions if args.lesions is not None else 988)
+        result = synthesize(args.name, args.out, n=args.n, seed=args.seed, images_from=args.images_from, **options)
+    else:
+        for flag, value in (("--root", args.root), ("--lesions", args.lesions)):
+            if value is not None:
+                raise ConfigError(f"{flag} needs --images-from (the semi-synthetic EIS set). Received: {flag} {value}")
+        n = 600 if args.n is None else args.n
+        result = synthesize(args.name, args.out, n=n, seed=args.seed, image_size=args.image_size, **options)
     print(result.describe())
     return 0
 
@@ -96,8 +125,17 @@ def register(subparsers) -> None:
     )
     synth.add_argument("name", help="layout: ham10000, isic2017, derm7pt, eis or folder")
     synth.add_argument("--out", required=True, help="output folder (must be empty unless --force)")
-    synth.add_argument("--n", type=int, default=600, help="number of images (lesions for eis; cases for derm7pt)")
+    synth.add_argument("--n", type=int, help="number of images (lesions for eis; cases for derm7pt); default 600")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--image-size", metavar="WxH", help="image size, e.g. 200x150 (default per layout)")
     synth.add_argument("--force", action="store_true", help="write into a non-empty folder")
+    synth.add_argument("--effect-size", type=float,
+                       help="eis: scale of the malignant spectra effect (default 1.0; with --images-from the "
+                       "calibrated default of skinkeras.data.synth.eis_paired)")
+    synth.add_argument("--images-from", metavar="DATASET",
+                       help="eis only: pair REAL images of DATASET (ham10000) with generated spectra (semi-synthetic)")
+    synth.add_argument("--root", help="with --images-from: the real dataset's folder")
+    synth.add_argument("--lesions", type=_lesions,
+                       help="with --images-from: number of lesions (default 988, paper 000's 631 benign + 357 "
+                       "malignant) or 'all'")
     synth.set_defaults(func=_synth)

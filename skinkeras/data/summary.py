@@ -31,6 +31,14 @@ def _size_stats(sizes) -> dict:
     return stats
 
 
+def _semi_synthetic(notice: Path) -> bool:
+    """Real images with generated measurements (skinkeras.data.synth.eis_paired): say so, not "not medical"."""
+    try:
+        return notice.read_text(encoding="utf-8", errors="replace").startswith("SEMI-SYNTHETIC")
+    except OSError:
+        return False
+
+
 def group_problems(problems: list[Problem]) -> dict[str, list[dict]]:
     """{kind: [{"image_id", "detail"}, ...]} in first-seen order of kinds."""
     grouped: dict[str, list[dict]] = {}
@@ -78,6 +86,7 @@ def summarize(table: SampleTable, check_images: bool = True, workers: int | None
         "dataset": table.name,
         "root": str(table.root),
         "generated": (Path(table.root) / NOTICE_FILE).exists(),
+        "semi_synthetic": _semi_synthetic(Path(table.root) / NOTICE_FILE),
         "n_images": int(n),
         "n_usable": int(n - len(unreadable)),
         "n_lesions": int(samples["lesion_id"].nunique()),
@@ -106,7 +115,9 @@ def summarize(table: SampleTable, check_images: bool = True, workers: int | None
 def format_summary(summary: dict, max_ids: int = 20) -> str:
     """The human-readable table printed by `skinkeras data summary`."""
     lines = [f"dataset   {summary['dataset']}  ({summary['root']})"]
-    if summary.get("generated"):
+    if summary.get("semi_synthetic"):
+        lines.append("          SEMI-SYNTHETIC DATA (README_SYNTHETIC.txt): real images, GENERATED measurements")
+    elif summary.get("generated"):
         lines.append("          GENERATED DATA (README_SYNTHETIC.txt): not medical data")
     lines.append(f"images    {summary['n_images']:,} ({summary['n_usable']:,} usable)   lesions {summary['n_lesions']:,}"
                  f"   with mask {summary['n_with_mask']:,}")

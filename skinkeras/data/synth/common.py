@@ -39,6 +39,7 @@ class SynthResult:
     files: list[str]  # main files and folders, relative to out_dir
     class_counts: dict[str, int]
     notes: str = ""
+    notice: str = NOTICE  # what the folder's README_SYNTHETIC.txt says (semi-synthetic sets differ)
 
     def describe(self) -> str:
         counts = ", ".join(f"{k} {v}" for k, v in self.class_counts.items())
@@ -46,7 +47,7 @@ class SynthResult:
         lines += [f"  {f}" for f in self.files]
         if self.notes:
             lines.append(self.notes)
-        lines.append(NOTICE)
+        lines.append(self.notice)
         return "\n".join(lines)
 
 

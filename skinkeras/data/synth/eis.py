@@ -34,11 +34,19 @@ from skinkeras.data.synth.common import (
     write_notice,
 )
 from skinkeras.data.synth.drawing import make_lesion, render, write_image
+from skinkeras.errors import DataError
 
-STYLE_OF_CLASS = {"benign": "nevus", "melanoma": "melanoma"}
+STYLE_OF_CLASS = {"benign": "nevus", "malignant": "melanoma"}
+DIAGNOSIS_OF_CLASS = {"benign": "nevus", "malignant": "melanoma"}  # what the drawn lesions look like
 CLASS_WEIGHTS = (0.7, 0.3)
 DEFAULT_SIZE = (200, 150)
 DEPTHS = np.linspace(0.0, 1.0, NUM_PERMUTATIONS)  # permutation 0: neighbouring bars (surface)
+
+
+def check_effect_size(effect_size: float) -> None:
+    """Negative effects would flip the class signal; huge ones leave the Cole model's range."""
+    if not np.isfinite(effect_size) or not 0 <= effect_size <= 10:
+        raise DataError(f"effect size must be within 0..10. Received: {effect_size!r}")
 
 
 def cole_impedance(frequencies_hz, r0, r_inf, tau, alpha) -> np.ndarray:
@@ -48,9 +56,14 @@ def cole_impedance(frequencies_hz, r0, r_inf, tau, alpha) -> np.ndarray:
     return r_inf + (r0 - r_inf) / (1 + (1j * omega * tau) ** alpha)
 
 
-def lesion_parameters(rng: np.random.Generator, label: str) -> dict[str, np.ndarray]:
-    """Per-permutation Cole parameters (arrays of length 10) of one lesion."""
-    effect = (1.0 if label == "melanoma" else 0.0) * rng.uniform(0.5, 1.2)
+def lesion_parameters(rng: np.random.Generator, label: str, effect_size: float = 1.0) -> dict[str, np.ndarray]:
+    """Per-permutation Cole parameters (arrays of length 10) of one lesion.
+
+    A malignant lesion ("malignant", or the old label "melanoma") gets an effect of
+    `effect_size` x U(0.5, 1.2); a benign one none. The draws do not depend on `effect_size`, so
+    the same seed gives the same lesions at every effect size, and 1.0 is the original generator.
+    """
+    effect = (effect_size if label in ("malignant", "melanoma") else 0.0) * rng.uniform(0.5, 1.2)
     reach = 0.3 + 0.7 * DEPTHS  # how much of the lesion each depth sees
     r0 = np.exp(rng.normal(np.log(60e3), 0.25)) * (1 - 0.6 * DEPTHS) * np.exp(-0.35 * effect * reach)
     r_inf = r0 * rng.uniform(0.015, 0.03)
@@ -68,8 +81,13 @@ def measure(rng: np.random.Generator, parameters: dict[str, np.ndarray], count: 
 
 
 def synthesize_eis(out_dir, n: int = 200, seed: int = 0, image_size=None, force: bool = False,
-                   image_fraction: float = 0.9, max_measurements: int = 6) -> SynthResult:
-    """Write `n` generated lesions in the EIS layout: spectra, metadata, optional dermoscopy images."""
+                   image_fraction: float = 0.9, max_measurements: int = 6, effect_size: float = 1.0) -> SynthResult:
+    """Write `n` generated lesions in the EIS layout: spectra, metadata, optional dermoscopy images.
+
+    Every malignant lesion is a melanoma and every benign one a nevus (the `diagnosis` column).
+    `effect_size` scales the malignant spectra effect (see `lesion_parameters`; 1.0 = default).
+    """
+    check_effect_size(effect_size)
     check_n(n, 2, "eis")
     width, height = parse_image_size(image_size) or DEFAULT_SIZE
     out = prepare_out_dir(out_dir, force)
@@ -80,17 +98,18 @@ def synthesize_eis(out_dir, n: int = 200, seed: int = 0, image_size=None, force:
     for number, label in enumerate(class_sequence(rng, n, CLASS_NAMES, CLASS_WEIGHTS)):
         lesion_id = f"EIS_{number:05d}"
         count = int(rng.integers(1, max_measurements + 1))
-        np.save(out / SPECTRA_DIR / f"{lesion_id}.npy", measure(rng, lesion_parameters(rng, label), count))
+        np.save(out / SPECTRA_DIR / f"{lesion_id}.npy", measure(rng, lesion_parameters(rng, label, effect_size), count))
         image = ""
         if rng.random() < image_fraction:
             image = f"images/{lesion_id}.jpg"
             write_image(out / image, render(make_lesion(rng, STYLE_OF_CLASS[label]), rng, width, height)[0])
-        age = draw_age(rng, 62 if label == "melanoma" else 50)
-        rows.append((lesion_id, label, age_text(age), draw_sex(rng), draw_site(rng), image))
+        age = draw_age(rng, 62 if label == "malignant" else 50)
+        rows.append((lesion_id, label, DIAGNOSIS_OF_CLASS[label], age_text(age), draw_sex(rng), draw_site(rng), image))
         counts[label] += 1
         total += count
     with open(out / METADATA_CSV, "w", newline="", encoding="utf-8") as handle:
-        csv.writer(handle).writerows([("lesion_id", "label", "age", "sex", "site", "image"), *rows])
-    write_notice(out, "eis", n, seed, f"measurements: {total}; Cole-model spectra; images {width}x{height}")
+        csv.writer(handle).writerows([("lesion_id", "label", "diagnosis", "age", "sex", "site", "image"), *rows])
+    details = f"measurements: {total}; Cole-model spectra (effect size {effect_size:g}); images {width}x{height}"
+    write_notice(out, "eis", n, seed, details)
     return SynthResult("eis", out, n, [METADATA_CSV, f"{SPECTRA_DIR}/", "images/", "README_SYNTHETIC.txt"], counts,
                        notes=f"{total} measurements (10 permutations x 35 frequencies each)")
