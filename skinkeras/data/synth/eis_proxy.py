@@ -1,6 +1,6 @@
 """A quick EIS-only proxy used to calibrate the semi-synthetic set's effect size (NOT paper 000's GRU).
 
-    python -m skinkeras.data.synth.eis_proxy --root HAM_DIR --effect-size 0.3 0.35 0.4 [--seeds 0 1 2]
+    python -m skinkeras.data.synth.eis_proxy --root HAM_DIR --effect-size 0.025 0.03 [--seeds 0 1 2]
 
 For each effect size it draws the default paired set's labels and spectra (no files written: the
 same `pick_lesions` + `draw_spectra` as the generator), takes each lesion's mean of the 700 features,
