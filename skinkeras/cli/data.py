@@ -81,6 +81,7 @@ def _synth(args) -> int:
     if args.images_from is not None:
         if args.image_size:
             raise ConfigError("--image-size does not apply to --images-from (the real images are copied as they are)")
+        options["root"] = args.root
         if args.lesions is not None:
             options["lesions"] = args.lesions
         result = synthesize(args.name, args.out, n=args.n, seed=args.seed, images_from=args.images_from, **options)
