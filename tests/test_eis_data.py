@@ -191,3 +191,17 @@ def test_paired_generator_errors(tmp_path, capsys):
     assert "--lesions needs --images-from" in capsys.readouterr().err
     with pytest.raises(SkinkerasError, match="layout eis only"):
         synthesize("ham10000", tmp_path / "y", images_from="ham10000", root=tmp_path)
+
+
+def test_spectra_come_from_the_label_alone():
+    from skinkeras.data.synth.eis_paired import draw_spectra
+
+    labels = ["benign", "malignant"] * 10
+    spectra = draw_spectra(labels, seed=5, effect_size=1.0)
+    assert all(1 <= len(s) <= 6 and s.shape[1:] == (10, 35) and s.dtype == np.complex64 for s in spectra)
+    again = draw_spectra(labels, seed=5, effect_size=1.0)
+    assert all(np.array_equal(a, b) for a, b in zip(spectra, again))
+    # Same draws at another effect size: only the malignant lesions change.
+    flat = draw_spectra(labels, seed=5, effect_size=0.0)
+    assert [len(s) for s in flat] == [len(s) for s in spectra]
+    assert all(np.array_equal(a, b) == (label == "benign") for a, b, label in zip(spectra, flat, labels))

@@ -81,7 +81,9 @@ def _synth(args) -> int:
     if args.images_from is not None:
         if args.image_size:
             raise ConfigError("--image-size does not apply to --images-from (the real images are copied as they are)")
-        options.update(root=args.root, lesions=args.lesions if args.lesions is not None else 988)
+        options["root"] = args.root
+        if args.lesions is not None:
+            options["lesions"] = args.lesions
         result = synthesize(args.name, args.out, n=args.n, seed=args.seed, images_from=args.images_from, **options)
     else:
         for flag, value in (("--root", args.root), ("--lesions", args.lesions)):

@@ -72,5 +72,6 @@ def synthesize(name: str, out_dir, n: int | None = None, seed: int = 0, *, image
 
 __all__ = [
     "GENERATORS", "NOTICE", "NOTICE_FILE", "SynthResult", "parse_image_size", "synthesize",
-    "PAIRED_SOURCES", "synthesize_derm7pt", "synthesize_eis", "synthesize_eis_paired", "synthesize_folder", "synthesize_ham10000", "synthesize_isic2017",
+    "PAIRED_SOURCES", "synthesize_derm7pt", "synthesize_eis", "synthesize_eis_paired", "synthesize_folder",
+    "synthesize_ham10000", "synthesize_isic2017",
 ]

@@ -1,12 +1,13 @@
 """A quick EIS-only proxy used to calibrate the semi-synthetic set's effect size (NOT paper 000's GRU).
 
-    python -m skinkeras.data.synth.eis_proxy --root HAM_DIR --effect-size 0.3 0.35 0.4 [--seeds 0 1 2]
+    python -m skinkeras.data.synth.eis_proxy --root HAM_DIR --effect-size 0.025 0.03 [--seeds 0 1 2]
 
 For each effect size it draws the default paired set's labels and spectra (no files written: the
 same `pick_lesions` + `draw_spectra` as the generator), takes each lesion's mean of the 700 features,
 standardises them and fits a logistic regression in 5-fold stratified CV; the AUC is computed on the
 out-of-fold scores of benign + melanoma lesions (paper 000's evaluated set). Why a proxy: the GRU
-lives in skinkeras.systems.eis and needs TensorFlow and minutes per fold; the proxy takes seconds.
+lives in skinkeras.systems.eis and needs TensorFlow and many epochs per fold; the proxy needs about
+one minute per effect size and seed on 2 busy cores (lbfgs on 700 collinear features).
 scikit-learn is imported here only, never by the data layer.
 """
 
