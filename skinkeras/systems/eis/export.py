@@ -23,7 +23,9 @@ random orders (one per crop for a joint row), as the grid was evaluated. The two
 the predictor keeps the given order (`predict(..., shuffle=False)`): that is what the export is
 verified against, on lesions of the run's dataset, before it is written to --out.
 
-TFLite: refused (see `export_eis`). The SVM row (scikit-learn) has no graph form.
+TFLite: refused. Converting the SavedModel with builtin ops fails on the GRU's `TensorListReserve`
+("requires element_shape to be static", TF 2.21, joint and GRU rows alike); Select TF ops would be
+needed. The SVM row (scikit-learn) has no graph form.
 """
 
 from __future__ import annotations
@@ -141,7 +143,8 @@ def export_eis(run_dir, fmt: str = "saved_model", *, out_dir=None, force: bool =
     run = EISRun(Path(getattr(run_dir, "path", run_dir)))
     if fmt != "saved_model":
         raise SkinkerasError(f"an EIS run exports as --format saved_model (the fold models, crops and measurement "
-                             f"mask in one graph); TFLite is not supported yet. Received: --format {fmt}")
+                             f"mask in one graph). TFLite is not supported: the masked GRU does not convert to builtin ops (its "
+                             f"TensorList needs a static element shape; tried with TF 2.21). Received: --format {fmt}")
     unused = {key: value for key, value in options.items() if value not in (None, False, "float32")}
     if unused:
         raise SkinkerasError(f"{', '.join(sorted(unused))}: not options of an EIS SavedModel export")
