@@ -146,7 +146,7 @@ def test_missing_or_malformed_spectra_are_one_line_errors(fake, tmp_path, capsys
         ([str(fake["image"])], "needs the lesion's EIS spectra: --eis"),
         ([str(fake["image"]), "--eis", str(tmp_path / "none.npy")], "none.npy: no such file"),
         ([str(fake["image"]), "--eis", str(bad_shape)], "shape.npy: shape (2, 10, 30) is not"),
-        ([str(fake["image"]), "--eis", str(not_npy)], "text.npy"),
+        ([str(fake["image"]), "--eis", str(not_npy)], "text.npy: not a .npy file"),
         (["--eis", str(fake["npy"])], "needs the lesion's dermoscopy image"),
         ([str(fake["image"]), str(fake["image"]), "--eis", str(fake["npy"])], "give one image with it"),
         ([str(fake["image"]), "--input", "clinical=x.jpg"], "--clinical is not an input of this eis run model"),

@@ -248,7 +248,7 @@ def verify_against_predictor(export_path, predictor, *, data_root=None, limit: i
     result.update(kind="eis saved_model", thresholds={"max_abs_diff": MAX_ABS_DIFF}, failures=failures,
                   passed=not failures, compared_with="the Python predictor (EISPredictor, measurements in the given order)",
                   row=predictor.row.id, lesions=[str(i) for i in samples["image_id"]], export=str(export_path),
-                  run=str(predictor.run.path), split="dataset lesions (sorted ids)")
+                  run=str(predictor.run.path), split="dataset")
     write_json(Path(export_path) / "verification.json", result)
     return result
 

@@ -34,12 +34,16 @@ from skinkeras.systems.eis.run_files import EISRun
 def read_eis_features(eis) -> np.ndarray:
     """float32 (n, 700) features of a spectra file path (or a complex (n, 10, 35) array); a missing
     or malformed file raises SkinkerasError naming it and the reason."""
-    from skinkeras.data.eis import load_spectra, spectra_to_features
+    from skinkeras.data.eis import load_spectra, read_spectra_header, spectra_to_features
 
     if isinstance(eis, (str, Path)):
         path = Path(eis)
         if not path.is_file():
             raise SkinkerasError(f"--eis {path}: no such file (the lesion's spectra, .npy complex (n, 10, 35))")
+        try:
+            read_spectra_header(path)
+        except (OSError, ValueError) as error:
+            raise SkinkerasError(f"--eis {path}: not a .npy file ({error})") from None
         try:
             spectra = load_spectra(path)
         except SkinkerasError as error:
@@ -106,20 +110,27 @@ class EISPredictor(Predictor):
             raise SkinkerasError(f"eis.deploy_row {row_id!r} is not a row; valid: {', '.join(row_table.ROW_IDS)}")
         self.row = row_table.ROWS_BY_ID[row_id]
         super().__init__(RunSpec(class_names=CLASS_NAMES, image_size=int(e.crop_size), metadata=None))
-        self.models, self.members = [], []
-        if self.row.kind == "ensemble":
-            self.members = [EISPredictor(self.run.path, member) for member in self.row.members]
-        elif self.row.kind == "svm":
-            import joblib
+        self.members = [EISPredictor(self.run.path, member) for member in self.row.members]
+        from skinkeras.systems.eis.run_files import INFER_MODEL, SVM_MODEL
 
-            from skinkeras.systems.eis.run_files import SVM_MODEL
+        # Checked now, loaded on first use (a missing input is refused before seconds of loading).
+        self.model_files = [] if self.members else fold_cells(
+            self.run, row_id, e.folds, SVM_MODEL if self.row.kind == "svm" else INFER_MODEL)
+        self._models = None
 
-            self.models = [joblib.load(p) for p in fold_cells(self.run, row_id, e.folds, SVM_MODEL)]
-        else:
-            from skinkeras.saving import load_model
-            from skinkeras.systems.eis.run_files import INFER_MODEL
+    @property
+    def models(self) -> list:
+        """The fold models (scikit-learn pipelines for the SVM row); [] for an ensemble."""
+        if self._models is None:
+            if self.row.kind == "svm":
+                import joblib
 
-            self.models = [load_model(p, compile=False) for p in fold_cells(self.run, row_id, e.folds, INFER_MODEL)]
+                self._models = [joblib.load(p) for p in self.model_files]
+            else:
+                from skinkeras.saving import load_model
+
+                self._models = [load_model(p, compile=False) for p in self.model_files]
+        return self._models
 
     @property
     def uses_images(self) -> bool:
