@@ -189,8 +189,8 @@ def test_saved_model_matches_the_predictor_with_the_given_order(fake, predictor,
     pixels = read_image_rgb(fake["image"])
     features = read_eis_features(fake["npy"])  # 6 measurements: the graph keeps the first 4
     out = serve(**export_inputs(predictor, pixels, features))
-    np.testing.assert_allclose(out["probabilities"].numpy()[0], predictor.predict(pixels, eis=fake["npy"], shuffle=False),
-                               atol=1e-4)
+    expected = predictor.predict(pixels, eis=fake["npy"], shuffle=False)
+    np.testing.assert_allclose(out["probabilities"].numpy()[0], expected, atol=1e-4)
     # Padding and its mask change nothing.
     padded = np.concatenate([features[:4], np.full((3, 700), 7.0, np.float32)])[None]
     mask = np.array([[1, 1, 1, 1, 0, 0, 0]], np.float32)
@@ -198,3 +198,31 @@ def test_saved_model_matches_the_predictor_with_the_given_order(fake, predictor,
     np.testing.assert_allclose(again["probabilities"].numpy(), out["probabilities"].numpy(), atol=1e-6)
     info = json.loads((Path(result["path"]) / "export.json").read_text())
     assert info["deployed"]["row"] == "serx_gru_ca" and "one order per lesion" in info["measurement_order"]
+
+
+def test_svm_row_is_the_mean_of_the_fold_svms(fake, tmp_path):
+    import joblib
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    from skinkeras.data.eis import spectra_to_features
+    from skinkeras.systems.eis.predict import EISPredictor, one_lesion, read_eis_features
+    from skinkeras.systems.eis.train import svm_lesion_probabilities
+
+    run = _write_run(tmp_path / "svm_run", fake["data"], ["eis.deploy_row=svm"])
+    rng = np.random.default_rng(1)
+    svms = []
+    for k in range(FOLDS):
+        x = spectra_to_features(_spectra(rng, 30))
+        svms.append(make_pipeline(StandardScaler(), SVC(kernel="rbf", gamma="scale")).fit(x, np.arange(30) % 2))
+        (run / "cells" / "svm" / f"fold_{k}").mkdir(parents=True)
+        joblib.dump(svms[-1], run / "cells" / "svm" / f"fold_{k}" / "svm.joblib")
+    predictor = EISPredictor(run)
+    arrays = one_lesion(None, read_eis_features(fake["npy"]))
+    expected = np.mean([svm_lesion_probabilities(m, arrays, [0])[0] for m in svms])
+    assert predictor.predict(eis=fake["npy"])[1] == pytest.approx(expected, abs=1e-6)
+    with pytest.raises(SkinkerasError, match="has no SavedModel form"):
+        from skinkeras.systems.eis.export import export_eis
+
+        export_eis(run, "saved_model", out_dir=tmp_path / "svm_export")

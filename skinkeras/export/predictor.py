@@ -89,7 +89,8 @@ class Predictor:
         if unknown:
             takes = (f"it takes {', '.join('--' + n for n in self.extra_inputs)}" if self.extra_inputs
                      else "it takes images only")
-            raise SkinkerasError(f"--{unknown[0]} is not an input of this {self.kind.replace('_', ' ')} model ({takes})")
+            what = self.kind.replace("_", " ")
+            raise SkinkerasError(f"--{unknown[0]} is not an input of this {what} model ({takes})")
 
     @property
     def class_names(self) -> tuple[str, ...]:

@@ -143,8 +143,9 @@ def export_eis(run_dir, fmt: str = "saved_model", *, out_dir=None, force: bool =
     run = EISRun(Path(getattr(run_dir, "path", run_dir)))
     if fmt != "saved_model":
         raise SkinkerasError(f"an EIS run exports as --format saved_model (the fold models, crops and measurement "
-                             f"mask in one graph). TFLite is not supported: the masked GRU does not convert to builtin ops (its "
-                             f"TensorList needs a static element shape; tried with TF 2.21). Received: --format {fmt}")
+                             f"mask in one graph). TFLite is not supported: the masked GRU does not convert to builtin "
+                             f"ops (its TensorList needs a static element shape; tried with TF 2.21). "
+                             f"Received: --format {fmt}")
     unused = {key: value for key, value in options.items() if value not in (None, False, "float32")}
     if unused:
         raise SkinkerasError(f"{', '.join(sorted(unused))}: not options of an EIS SavedModel export")
@@ -246,7 +247,8 @@ def verify_against_predictor(export_path, predictor, *, data_root=None, limit: i
     if not result["max_abs_diff"] <= MAX_ABS_DIFF:
         failures.append(f"max |dp| {result['max_abs_diff']:.3g} > {MAX_ABS_DIFF:g}")
     result.update(kind="eis saved_model", thresholds={"max_abs_diff": MAX_ABS_DIFF}, failures=failures,
-                  passed=not failures, compared_with="the Python predictor (EISPredictor, measurements in the given order)",
+                  passed=not failures,
+                  compared_with="the Python predictor (EISPredictor, measurements in the given order)",
                   row=predictor.row.id, lesions=[str(i) for i in samples["image_id"]], export=str(export_path),
                   run=str(predictor.run.path), split="dataset")
     write_json(Path(export_path) / "verification.json", result)
