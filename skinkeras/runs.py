@@ -121,7 +121,9 @@ def load_predictor(path):
 
     path = Path(path)
     run = RunDirectory(path)
-    if path.is_dir() and run.exists() and run.preprocessing.exists():
+    # A classification run is complete with its preprocessing.json; other tasks' predictors check
+    # their own files (an EIS run has none: its fold models are under cells/).
+    if path.is_dir() and run.exists() and (run.preprocessing.exists() or task_of(run).name != "classification"):
         if is_cross_validation(run):
             raise SkinkerasError(f"{path} is a cross-validation run: predict with one fold's run ({run.fold(0).path})")
         return task_of(run).function("predictor")(run)

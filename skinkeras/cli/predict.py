@@ -8,6 +8,15 @@ from pathlib import Path
 from skinkeras.errors import SkinkerasError
 
 
+# Per-case inputs besides the image that some tasks' predictors take (`Predictor.extra_inputs`):
+# `--<name> FILE` reaches the predictor as `predict(..., <name>=FILE)`; a predictor that does not
+# take it refuses it. A new one is a line here (or `--input NAME=FILE`, without a line).
+EXTRA_INPUTS = {
+    "eis": "the lesion's EIS spectra (.npy complex (n, 10, 35)) for an EIS run (paper 000); "
+           "alone (no image) for an EIS-only deployed row",
+}
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser("predict", help="class probabilities for images (run, SavedModel or .tflite)")
     parser.add_argument("model", help="a run directory, a SavedModel folder or a .tflite file")
@@ -20,6 +29,10 @@ def register(subparsers) -> None:
     parser.add_argument("--age", type=float, default=None, help="years, 0..120 (default: unknown)")
     parser.add_argument("--sex", default=None, help="female, male or unknown (default: unknown)")
     parser.add_argument("--site", default=None, help="anatomical site from the run's vocabulary (default: unknown)")
+    for name, help_text in EXTRA_INPUTS.items():
+        parser.add_argument(f"--{name}", metavar="FILE", dest=f"extra_{name}", default=None, help=help_text)
+    parser.add_argument("--input", metavar="NAME=FILE", action="append", default=[], dest="extra_inputs",
+                        help="another per-case input of the run's model (as --NAME FILE); repeatable")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--heatmap", metavar="OUT.png",
                         help="write the attention map (or Grad-CAM) overlay; OUT_<image>.png for several images")
@@ -48,14 +61,35 @@ def heatmap_paths(out, images) -> list[Path]:
     return paths
 
 
+def extra_inputs(args) -> dict[str, str]:
+    """{name: file} of the per-case inputs given (`--eis FILE`, `--input NAME=FILE`)."""
+    extra = {name: getattr(args, f"extra_{name}") for name in EXTRA_INPUTS
+             if getattr(args, f"extra_{name}", None) is not None}
+    for item in getattr(args, "extra_inputs", None) or []:
+        name, sep, value = item.partition("=")
+        name = name.strip().lstrip("-")
+        if not sep or not name or not value:
+            raise SkinkerasError(f"--input takes NAME=FILE. Received: {item!r}")
+        if name in extra:
+            raise SkinkerasError(f"--{name} given twice")
+        extra[name] = value
+    return extra
+
+
 def run(args) -> int:
+    extra = extra_inputs(args)
     if args.csv:
+        if extra:
+            raise SkinkerasError(f"--{next(iter(extra))} is for image arguments (one case), not --csv")
         return run_csv(args)
     if args.out:
         raise SkinkerasError("--out goes with --csv IN.csv (batch prediction)")
-    if not args.images:
+    if not args.images and not extra:
         raise SkinkerasError("give image files, or --csv IN.csv --out OUT.csv")
-    return run_images(args)
+    if extra and len(args.images) > 1:
+        raise SkinkerasError(f"--{next(iter(extra))} belongs to one case: give one image with it "
+                             f"(received {len(args.images)})")
+    return run_images(args, extra)
 
 
 def run_csv(args) -> int:
@@ -83,24 +117,31 @@ def run_csv(args) -> int:
     return 1 if summary["failed"] else 0
 
 
-def run_images(args) -> int:
+def run_images(args, extra: dict | None = None) -> int:
     import json
 
     from skinkeras.export.predictor import check_metadata, read_image
     from skinkeras.runs import load_predictor
 
+    extra = extra or {}
     heat_paths = heatmap_paths(args.heatmap, args.images) if args.heatmap else [None] * len(args.images)
     predictor = load_predictor(args.model)
+    predictor.check_extra_inputs(extra)
+    if not args.images and predictor.needs_image:
+        raise SkinkerasError(f"give image files: {args.model} predicts from images")
     if args.heatmap and predictor.keras_model is None:
         raise SkinkerasError(f"--heatmap needs a classification run directory (its Keras model); {args.model} is "
                              f"a {predictor.kind.replace('_', ' ')}" + (" export" if predictor.kind in ("saved_model", "tflite") else ""))
     age, sex, site = check_metadata(predictor.spec, args.age, args.sex, args.site)
     images = [(path, read_image(path)) for path in args.images]  # every file checked before any work
+    if not images:  # a case of extra inputs alone (an EIS-only model)
+        images, heat_paths = [(None, None)], [None]
     results = []
     for (path, pixels), heat_path in zip(images, heat_paths):
-        probs = predictor.predict(pixels, age, sex, site)
+        probs = predictor.predict(pixels, age, sex, site, **extra)
         order = sorted(range(len(probs)), key=lambda i: -float(probs[i]))
-        result = {"image": str(path), "top_class": predictor.class_names[order[0]],
+        result = {"image": None if path is None else str(path), **{name: str(v) for name, v in extra.items()},
+                  "top_class": predictor.class_names[order[0]],
                   "probabilities": {predictor.class_names[i]: round(float(probs[i]), 6) for i in order}}
         if heat_path is not None:
             from skinkeras.explain.heatmap import explain, save_overlay
@@ -112,7 +153,8 @@ def run_images(args) -> int:
         print(json.dumps(results, indent=2))
         return 0
     for result in results:
-        print(f"{result['image']}: {result['top_class']}")
+        case = result["image"] or ", ".join(f"--{name} {result[name]}" for name in extra)
+        print(f"{case}: {result['top_class']}")
         for name, p in result["probabilities"].items():
             print(f"  {name:<12} {p:.4f}")
         if "heatmap" in result:

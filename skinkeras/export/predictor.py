@@ -75,9 +75,22 @@ class Predictor:
 
     kind = ""
     keras_model = None
+    # Per-case inputs besides the image, each a file, that `predict` takes as keyword arguments
+    # (`skinkeras predict RUN IMAGE --<name> FILE`), e.g. ("eis",) for paper 000's runs.
+    extra_inputs: tuple[str, ...] = ()
+    needs_image = True  # False: may predict from its extra inputs alone (no image argument)
 
     def __init__(self, spec):
         self.spec = spec
+
+    def check_extra_inputs(self, names) -> None:
+        """Refuses, in one line, an extra input this predictor does not take."""
+        unknown = [name for name in names if name not in self.extra_inputs]
+        if unknown:
+            takes = (f"it takes {', '.join('--' + n for n in self.extra_inputs)}" if self.extra_inputs
+                     else "it takes images only")
+            what = self.kind.replace("_", " ")
+            raise SkinkerasError(f"--{unknown[0]} is not an input of this {what} model ({takes})")
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -93,8 +106,10 @@ class Predictor:
 
         return preprocess_images(pixels, self.spec.image_size, color_constancy=self.spec.color_constancy).numpy()
 
-    def predict(self, pixels, age=None, sex=None, site=None) -> np.ndarray:
-        """float32[C] for one uint8 image `[H, W, 3]` and plain metadata values (checked)."""
+    def predict(self, pixels, age=None, sex=None, site=None, **extra) -> np.ndarray:
+        """float32[C] for one uint8 image `[H, W, 3]` and plain metadata values (checked);
+        `extra`: the per-case inputs of a predictor that takes them (`extra_inputs`)."""
+        self.check_extra_inputs(extra)
         age, sex, site = check_metadata(self.spec, age, sex, site)
         return self._predict(np.asarray(pixels, np.uint8), age, sex, site)
 
