@@ -207,7 +207,8 @@ def test_svm_row_is_the_mean_of_the_fold_svms(fake, tmp_path):
     from sklearn.svm import SVC
 
     from skinkeras.data.eis import spectra_to_features
-    from skinkeras.systems.eis.predict import EISPredictor, one_lesion, read_eis_features
+    from skinkeras.systems.eis.data import one_lesion
+    from skinkeras.systems.eis.predict import EISPredictor, read_eis_features
     from skinkeras.systems.eis.train import svm_lesion_probabilities
 
     run = _write_run(tmp_path / "svm_run", fake["data"], ["eis.deploy_row=svm"])

@@ -113,6 +113,17 @@ def _load_images(paths, has_image, height: int, width: int) -> np.ndarray:
     return images
 
 
+def one_lesion(image=None, features=None) -> LesionArrays:
+    """A one-lesion `LesionArrays` (a new case to predict): uint8 image already resized (or None),
+    float32 (n, 700) features (or None: one zero measurement, for image-only rows)."""
+    if features is None:
+        features = np.zeros((1, 700), np.float32)
+    images = None if image is None else np.asarray(image, np.uint8)[None]
+    return LesionArrays(ids=np.array(["lesion"]), labels=np.zeros(1, np.int64), diagnosis=np.array([""]),
+                        features=np.asarray(features, np.float32)[None], counts=np.array([len(features)]),
+                        images=images, has_image=np.array([images is not None]))
+
+
 def feature_stats(arrays: LesionArrays, rows) -> tuple[np.ndarray, np.ndarray]:
     """Mean and variance of every feature over the real measurements of the lesions `rows`."""
     rows = np.asarray(rows)
@@ -230,8 +241,9 @@ def crop_offsets(height: int, width: int, crop_size: int, count: int) -> list[tu
     return [(int(y), int(x)) for y in ys for x in xs]
 
 
-def evaluation_sequences(arrays: LesionArrays, rows, copies: int, max_measurements: int, rng):
-    """`copies` random orders of each lesion's real measurements: (len(rows) * copies, T, 700) and masks."""
+def evaluation_sequences(arrays: LesionArrays, rows, copies: int, max_measurements: int, rng, shuffle: bool = True):
+    """`copies` random orders of each lesion's real measurements (the given order, the first T, when
+    not `shuffle`): (len(rows) * copies, T, 700) and masks."""
     rows = np.asarray(rows)
     length = max_measurements
     out = np.zeros((len(rows) * copies, length, arrays.features.shape[2]), np.float32)
@@ -239,7 +251,7 @@ def evaluation_sequences(arrays: LesionArrays, rows, copies: int, max_measuremen
     for i, r in enumerate(rows):
         count = int(arrays.counts[r])
         for c in range(copies):
-            order = rng.permutation(count)[:length]
+            order = (rng.permutation(count) if shuffle else np.arange(count))[:length]
             out[i * copies + c, : len(order)] = arrays.features[r, order]
             mask[i * copies + c, : len(order)] = 1.0
     return out, mask
@@ -247,9 +259,11 @@ def evaluation_sequences(arrays: LesionArrays, rows, copies: int, max_measuremen
 
 def predict_lesions(model, arrays: LesionArrays, rows, *, use_images: bool, use_eis: bool, crop_size: int,
                     eval_crops: int, eval_permutations: int, max_measurements: int, seed: int = 0,
-                    chunk: int = 512) -> np.ndarray:
+                    shuffle: bool = True, chunk: int = 512) -> np.ndarray:
     """(len(rows), 2) probabilities: the mean over the evaluation crops (images; each crop with its
-    own measurement order for a joint model) or over `eval_permutations` orders (EIS only)."""
+    own measurement order for a joint model) or over `eval_permutations` orders (EIS only).
+    `shuffle=False`: the measurements in their given order (the first T) everywhere, deterministic
+    (what an exported SavedModel computes)."""
     rows = np.asarray(rows)
     rng = np.random.default_rng(seed)
     if use_images:
@@ -257,14 +271,14 @@ def predict_lesions(model, arrays: LesionArrays, rows, *, use_images: bool, use_
         offsets = crop_offsets(height, width, crop_size, eval_crops)
         copies = len(offsets)
     else:
-        offsets, copies = None, (eval_permutations if use_eis else 1)
+        offsets, copies = None, (eval_permutations if use_eis and shuffle else 1)
     per_step = max(1, chunk // copies)
     results = []
     for start in range(0, len(rows), per_step):
         part = rows[start: start + per_step]
         inputs = {}
         if use_eis:
-            inputs["eis"], inputs["eis_mask"] = evaluation_sequences(arrays, part, copies, max_measurements, rng)
+            inputs["eis"], inputs["eis_mask"] = evaluation_sequences(arrays, part, copies, max_measurements, rng, shuffle)
         if use_images:
             crops = np.stack([arrays.images[r, y: y + crop_size, x: x + crop_size]
                               for r in part for (y, x) in offsets]).astype(np.float32)

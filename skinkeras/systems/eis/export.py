@@ -219,7 +219,8 @@ def verify_against_predictor(export_path, predictor, *, data_root=None, limit: i
     from skinkeras.data.images import read_image_rgb
     from skinkeras.export.verify import compare_predictions
     from skinkeras.files import write_json
-    from skinkeras.systems.eis.predict import one_lesion, read_eis_features
+    from skinkeras.systems.eis.data import one_lesion
+    from skinkeras.systems.eis.predict import read_eis_features
 
     root = data_root or predictor.config.data.root
     try:

@@ -27,7 +27,7 @@ import numpy as np
 from skinkeras.errors import SkinkerasError
 from skinkeras.export.predictor import Predictor
 from skinkeras.systems.eis import rows as row_table
-from skinkeras.systems.eis.data import CLASS_NAMES, LesionArrays
+from skinkeras.systems.eis.data import CLASS_NAMES, LesionArrays, one_lesion
 from skinkeras.systems.eis.run_files import EISRun
 
 
@@ -53,17 +53,6 @@ def read_eis_features(eis) -> np.ndarray:
         return spectra_to_features(np.asarray(eis))
     except ValueError as error:
         raise SkinkerasError(f"EIS spectra: {error}") from None
-
-
-def one_lesion(image=None, features=None) -> LesionArrays:
-    """A one-lesion `LesionArrays`: uint8 image already resized (or None), float32 (n, 700) features
-    (or None: one zero measurement, for image-only rows)."""
-    if features is None:
-        features = np.zeros((1, 700), np.float32)
-    images = None if image is None else np.asarray(image, np.uint8)[None]
-    return LesionArrays(ids=np.array(["lesion"]), labels=np.zeros(1, np.int64), diagnosis=np.array([""]),
-                        features=np.asarray(features, np.float32)[None], counts=np.array([len(features)]),
-                        images=images, has_image=np.array([images is not None]))
 
 
 class _FoldMean:
@@ -195,37 +184,13 @@ class EISPredictor(Predictor):
             p = float(np.mean([svm_lesion_probabilities(m, arrays, [0])[0] for m in self.models]))
             return np.array([1.0 - p, p], np.float32)
         e = self.config.eis
-        model = _FoldMean(self.models)
-        if not shuffle:
-            return np.asarray(fixed_order_probabilities(model, arrays, self.row, e)[0], np.float32)
         from skinkeras.systems.eis.data import predict_lesions
 
         probabilities = predict_lesions(
-            model, arrays, [0], use_images=self.row.uses_images, use_eis=self.row.uses_eis, crop_size=e.crop_size,
-            eval_crops=e.eval_crops, eval_permutations=e.eval_permutations, max_measurements=e.max_measurements)
+            _FoldMean(self.models), arrays, [0], use_images=self.row.uses_images, use_eis=self.row.uses_eis,
+            crop_size=e.crop_size, eval_crops=e.eval_crops, eval_permutations=e.eval_permutations,
+            max_measurements=e.max_measurements, shuffle=shuffle)
         return np.asarray(probabilities[0], np.float32)
 
     def _predict(self, pixels, age, sex, site):
         return self.predict(pixels)
-
-
-def fixed_order_probabilities(model, arrays: LesionArrays, row, e) -> np.ndarray:
-    """(1, 2): `predict_lesions` with the measurements in the given order (the first T) for every
-    crop, and one copy for EIS-only rows: deterministic, what the SavedModel computes."""
-    from skinkeras.systems.eis.data import crop_offsets
-
-    inputs, copies = {}, 1
-    if row.uses_images:
-        size = int(e.crop_size)
-        offsets = crop_offsets(*arrays.images.shape[1:3], size, int(e.eval_crops))
-        copies = len(offsets)
-        inputs["image"] = np.stack([arrays.images[0, y: y + size, x: x + size] for y, x in offsets]).astype(np.float32)
-    if row.uses_eis:
-        length = int(e.max_measurements)
-        count = min(int(arrays.counts[0]), length)
-        eis = np.zeros((1, length, arrays.features.shape[2]), np.float32)
-        eis[0, :count] = arrays.features[0, :count]
-        mask = (np.arange(length) < count).astype(np.float32)[None]
-        inputs["eis"], inputs["eis_mask"] = np.repeat(eis, copies, 0), np.repeat(mask, copies, 0)
-    feed = {k: v for k, v in inputs.items() if k in model.input}
-    return np.asarray(model.predict_on_batch(feed), np.float64).reshape(1, copies, -1).mean(axis=1)
