@@ -43,7 +43,7 @@ The linear proxy is far stronger than the neural models here: the malignant effe
 so it shows as a small, consistent change of the depth profile that a linear model on lesion means
 reads exactly, while networks trained by SGD on per-measurement features only pick up the larger
 shifts. An LR proxy aimed at 0.80-0.84 (effect 0.025) leaves a GRU at chance, so the default follows
-the rough GRU instead: `--effect-size 0.12` gives it AUC 0.85 (logistic regression ~1.0). Re-check
+the rough GRU instead: `--effect-size 0.12` gives it AUC 0.850 (0.13: 0.845; logistic regression ~1.0). Re-check
 with the real GRU of skinkeras.systems.eis and move `--effect-size` (0.1..0.15 spans GRU 0.65..0.95;
 the estimate is one seed and noisy). `--effect-size 1.0` is the fully generated `synth eis` default.
 """
