@@ -8,7 +8,9 @@ standardises them and fits a logistic regression in 5-fold stratified CV; the AU
 out-of-fold scores of benign + melanoma lesions (paper 000's evaluated set). Why a proxy: the GRU
 lives in skinkeras.systems.eis and needs TensorFlow and many epochs per fold; the proxy needs about
 one minute per effect size and seed on 2 busy cores (lbfgs on 700 collinear features).
-scikit-learn is imported here only, never by the data layer.
+scikit-learn is imported here only, never by the data layer. Beware: this linear proxy reads the
+generator's depth-profile effect far better than neural models do (see the calibration table in
+`skinkeras.data.synth.eis_paired`), so its AUC is an upper bound, not a stand-in for the GRU.
 """
 
 from __future__ import annotations
