@@ -6,7 +6,12 @@ plus malignant non-melanomas that the evaluated set leaves out) with all 17 Tabl
 times `stats.row_metrics` for every row (sensitivity / specificity at the 98 %-sensitivity
 threshold and AUC, each with its BCa interval) and `stats.permutation_matrix` (136 pairs), and
 prints JSON: seconds for the intervals, the permutation matrix, and per row.
-`stats_cost` is the function to call from elsewhere (e.g. a grid bench adding its wall time).
+With `--run RUN` (a trained `eis` run) it times the statistics on that run's own out-of-fold
+predictions instead, and adds the grid's wall time: every cell's training + prediction seconds
+(cells/<row>/fold_<k>/selection.json), summed per row, and the run's last session (run.json).
+
+    skinkeras bench eis-stats                 # paper-sized generated predictions
+    skinkeras bench eis-stats --run eis_cpu   # a trained grid: its wall time and its statistics' cost
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples")
     parser.add_argument("--permutations", type=int, default=10_000, help="permutations per pair")
     parser.add_argument("--seed", type=int, default=0, help="seed of data, resamples and permutations")
+    parser.add_argument("--run", default=None, help="a trained eis run: its predictions and its grid's wall time")
     parser.add_argument("--report", default=None,
                         help="also write the whole Table 1 report into this folder and time it")
 
@@ -84,8 +90,28 @@ def stats_cost(predictions, diagnosis=None, *, n_resamples=10_000, n_permutation
     }
 
 
+def grid_time(run_dir) -> dict:
+    """Seconds the grid of `run_dir` spent per row (its cells' selection.json) and in all."""
+    from skinkeras.systems.eis.run_files import EISRun
+
+    run = EISRun(run_dir)
+    per_row = {}
+    for selection in sorted(run.cells.glob("*/fold_*/selection.json")):
+        seconds = json.loads(selection.read_text()).get("seconds", 0.0)
+        row = selection.parent.parent.name
+        per_row[row] = round(per_row.get(row, 0.0) + seconds, 1)
+    summary = json.loads(run.summary.read_text()) if run.summary.is_file() else {}
+    return {"grid_cell_seconds": round(sum(per_row.values()), 1), "grid_cell_seconds_per_row": per_row,
+            "last_session_seconds": summary.get("seconds_this_session")}
+
+
 def run(args) -> int:
-    predictions, diagnosis = synthetic_predictions(args.benign, args.melanoma, args.other_malignant, args.seed)
+    if args.run:
+        from skinkeras.systems.eis.evaluate import diagnosis_of, predict
+
+        predictions, diagnosis = predict(args.run), diagnosis_of(args.run)
+    else:
+        predictions, diagnosis = synthetic_predictions(args.benign, args.melanoma, args.other_malignant, args.seed)
     result = stats_cost(predictions, diagnosis, n_resamples=args.resamples, n_permutations=args.permutations,
                         seed=args.seed)
     if args.report:
@@ -96,5 +122,7 @@ def run(args) -> int:
                n_permutations=args.permutations, seed=args.seed)
         result["report_seconds"] = round(time.perf_counter() - start, 3)
         result["report"] = str(args.report)
+    if args.run:
+        result.update(grid_time(args.run), run=str(args.run))
     print(json.dumps(result, indent=2))
     return 0
