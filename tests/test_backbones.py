@@ -50,7 +50,7 @@ def _marked(names, heavy_mark):
 
 
 def test_registry_rows_are_complete():
-    assert len(NAMES) == 18  # 16 keras.applications rows (2 minimalistic MobileNetV3), SEResNeXt50, TinyCNN
+    assert len(NAMES) == 19  # 16 keras.applications rows (2 minimalistic MobileNetV3), SEResNeXt50, TinyCNN, TinySENet
     for name, spec in BACKBONES.items():
         assert spec.name == name
         assert spec.scaling in SCALING_MODES, name

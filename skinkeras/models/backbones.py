@@ -121,6 +121,31 @@ def _tiny_cnn(*, include_top=False, weights=None, input_shape=None, **_):
 
 _tiny_cnn.__name__ = "skinkeras.models.backbones.TinyCNN"
 
+
+def _tiny_se_net(*, include_top=False, weights=None, input_shape=None, **_):
+    """TinyCNN's four blocks, each followed by squeeze-and-excitation (GAP -> Dense(C/4, ReLU) ->
+    Dense(C, sigmoid) -> channel scaling): a second small CNN for CPU-sized configs where a paper
+    compares two backbones (paper 000's SE-ResNeXt50 stand-in). Not a paper model."""
+    del include_top
+    inputs = keras.Input(shape=input_shape, name="tinyse_input")
+    x = inputs
+    for index, width in enumerate(TINY_WIDTHS, start=1):
+        prefix = f"tinyse_block{index}"
+        x = keras.layers.Conv2D(width, 3, strides=2, padding="same", use_bias=False, name=f"{prefix}_conv")(x)
+        x = keras.layers.BatchNormalization(name=f"{prefix}_bn")(x)
+        x = keras.layers.ReLU(name=f"{prefix}_relu")(x)
+        squeeze = keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{prefix}_se_squeeze")(x)
+        squeeze = keras.layers.Dense(max(width // 4, 1), activation="relu", name=f"{prefix}_se_reduce")(squeeze)
+        squeeze = keras.layers.Dense(width, activation="sigmoid", name=f"{prefix}_se_expand")(squeeze)
+        x = keras.layers.Multiply(name=f"{prefix}_se_scale")([x, squeeze])
+    model = keras.Model(inputs, x, name="tiny_se_net")
+    if weights is not None:
+        model.load_weights(weights)
+    return model
+
+
+_tiny_se_net.__name__ = "skinkeras.models.backbones.TinySENet"
+
 _D = DocumentedFigures
 
 _ROWS = (
@@ -235,6 +260,13 @@ _ROWS = (
         "TinyCNN", _tiny_cnn, 64, 16, "tf", TINY_WIDTHS[-1],
         InsertionPoint(f"tiny_block{len(TINY_WIDTHS)}_relu", (4, 4, TINY_WIDTHS[-1]), "ReLU", source="ours",
                        note="final feature map; tests and smoke runs only, not a paper model"),
+        None,
+        imagenet_weights=False,
+    ),
+    BackboneSpec(
+        "TinySENet", _tiny_se_net, 64, 16, "tf", TINY_WIDTHS[-1],
+        InsertionPoint(f"tinyse_block{len(TINY_WIDTHS)}_se_scale", (4, 4, TINY_WIDTHS[-1]), "Multiply",
+                       source="ours", note="final feature map; CPU-sized configs, not a paper model"),
         None,
         imagenet_weights=False,
     ),

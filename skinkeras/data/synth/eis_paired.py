@@ -61,7 +61,8 @@ HAM_DIAGNOSES = {  # HAM10000 dx -> (label, diagnosis)
 }
 PAPER_COUNTS = {"benign": 631, "malignant": 357}  # paper 000: 988 lesions
 DEFAULT_LESIONS = sum(PAPER_COUNTS.values())
-DEFAULT_EFFECT_SIZE = 0.16  # the real GRU's AUC near the paper's EIS AUC (module docstring)
+ON_LESION_P = 0.5  # further measurements beside the lesion half of the time
+DEFAULT_EFFECT_SIZE = 0.15  # the GRU's AUC near the paper's EIS AUC (module docstring)
 IMAGE_CHOICES = ("first", "random")
 # Independent random streams: which lesions, which image of a lesion, and the spectra.
 PICK_STREAM, IMAGE_STREAM, SPECTRA_STREAM = 1, 2, 3
@@ -167,12 +168,14 @@ def draw_spectra(labels, seed: int = 0, effect_size: float = DEFAULT_EFFECT_SIZE
 
 
 def measure_with_coverage(rng: np.random.Generator, label: str, effect_size: float, count: int) -> np.ndarray:
-    """`count` measurements of one lesion, each with its own electrode coverage c ~ U(0, 1): the
-    share of the electrode on the lesion, so the malignant effect of measurement j is
-    `effect_size * c_j` (c near 0: a measurement of the surrounding skin). One lesion, one set of
-    base parameters (`lesion_parameters` draws the same values at every effect size); which
-    measurements carry the signal varies, which is what the paper's state-max pooling exploits."""
-    coverage = rng.uniform(0.0, 1.0, count)
+    """`count` measurements of one lesion, each with its own electrode coverage c (the share of the
+    electrode on the lesion): the first is placed on the lesion, each further one lands on it with
+    probability `ON_LESION_P`; on the lesion c ~ U(0.5, 1), beside it c = 0 (surrounding skin). The
+    malignant effect of measurement j is `effect_size * c_j`; a lesion's measurements share its base
+    tissue parameters. Which measurements carry the signal varies within a lesion: the situation
+    the paper's state-max pooling is built for ("learns the relevance of different EIS measurements")."""
+    on = np.r_[True, rng.random(count - 1) < ON_LESION_P]
+    coverage = np.where(on, rng.uniform(0.5, 1.0, count), 0.0)
     noise = np.random.default_rng(rng.integers(2**63))  # contact and noise differ per measurement
     state = rng.bit_generator.state
     measurements = []

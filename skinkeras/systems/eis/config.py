@@ -32,6 +32,9 @@ class EISConfig:
     eis_learning_rate: float = 2e-5
     eis_batch_size: int = 10
     gru_units: int = 64
+    # Per-measurement Dense + LayerNorm + ReLU before the GRU (0: none, the paper's GRU reads the
+    # normalised features directly). The CPU config uses one: see its docstring for why.
+    gru_embedding: int = 0
     hidden_units: int = 64  # the Dense + BN + ReLU after the pooled GRU state
     fcnn_units: tuple[int, ...] = (256, 128)
     eval_permutations: int = 5  # GRU evaluation: mean over this many random measurement orders

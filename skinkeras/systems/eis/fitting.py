@@ -42,13 +42,14 @@ def build_models(spec, config, stats, dtype):
                                    dtype=dtype)
     if spec.kind == "gru":
         return builders.build_gru(spec.pooling, mean, variance, units=e.gru_units, hidden=e.hidden_units,
-                                  max_measurements=e.max_measurements, dtype=dtype)
+                                  max_measurements=e.max_measurements, dtype=dtype, embedding=e.gru_embedding)
     if spec.kind == "cnn":
         return builders.build_cnn(backbone_of(spec, config), e.crop_size, weights=weights, dtype=dtype)
     if spec.kind == "joint":
         return builders.build_joint(spec.fusion, backbone_of(spec, config), e.crop_size, mean, variance,
                                     weights=weights, units=e.gru_units, hidden=e.hidden_units,
-                                    fc_units=e.joint_fc_units, max_measurements=e.max_measurements, dtype=dtype)
+                                    fc_units=e.joint_fc_units, max_measurements=e.max_measurements, dtype=dtype,
+                                    embedding=e.gru_embedding)
     raise ValueError(f"not a Keras row: {spec.id} ({spec.kind})")
 
 

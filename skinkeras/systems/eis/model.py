@@ -132,12 +132,19 @@ def build_fcnn(mean, variance, *, hidden=(256, 128), max_measurements, dtype=Non
     return EISModels(train, infer)
 
 
-def _gru_features(eis, mask, mean, variance, *, pooling, units, hidden, dtype):
-    """eis -> Normalization -> masked GRU states -> masked pooling -> Dense + BN + ReLU."""
+def _gru_features(eis, mask, mean, variance, *, pooling, units, hidden, dtype, embedding=0):
+    """eis -> Normalization -> [per-measurement Dense + LayerNorm + ReLU] -> masked GRU states ->
+    masked pooling -> Dense + BN + ReLU."""
     if pooling not in POOLING_MODES:
         raise ValueError(f"pooling must be one of {POOLING_MODES}. Received: pooling={pooling!r}")
     _check_positive(units=units, hidden=hidden)
     x = _normalization(mean, variance)(eis)
+    if embedding:
+        # Per measurement (no statistics across steps, so padding changes nothing): a learned
+        # projection of the 700 features that the GRU's gates read more easily than raw features.
+        x = layers.Dense(int(embedding), dtype=dtype, name="eis_embedding_dense")(x)
+        x = layers.BatchNormalization(dtype=dtype, name="eis_embedding_norm")(x)
+        x = layers.ReLU(dtype=dtype, name="eis_embedding_relu")(x)
     # The GRU skips masked steps (its state carries over them), so padding anywhere changes no
     # state of a real step; the pooling reads the same mask.
     boolean = MeasurementMask(name="eis_mask_bool")(mask)
@@ -146,7 +153,8 @@ def _gru_features(eis, mask, mean, variance, *, pooling, units, hidden, dtype):
     return _dense_bn_relu(pooled, hidden, dtype=dtype, name="eis_hidden")
 
 
-def build_gru(pooling, mean, variance, *, units=64, hidden=64, max_measurements, dtype=None) -> EISModels:
+def build_gru(pooling, mean, variance, *, units=64, hidden=64, max_measurements, dtype=None,
+              embedding: int = 0) -> EISModels:
     """The GRU over a lesion's measurement sequence (paper 000, "Recurrent Aggregation").
 
     {"eis", "eis_mask"} -> Normalization -> GRU(units, return_sequences, masked) ->
@@ -154,7 +162,8 @@ def build_gru(pooling, mean, variance, *, units=64, hidden=64, max_measurements,
     -> Dense(2) softmax ("eis_predictions"). `train is infer`.
     """
     eis, mask = _eis_inputs(max_measurements)
-    features = _gru_features(eis, mask, mean, variance, pooling=pooling, units=units, hidden=hidden, dtype=dtype)
+    features = _gru_features(eis, mask, mean, variance, pooling=pooling, units=units, hidden=hidden, dtype=dtype,
+                             embedding=embedding)
     outputs = _softmax(features, "eis_predictions")
     model = keras.Model({"eis": eis, "eis_mask": mask}, outputs, name=f"eis_gru_{pooling}")
     return EISModels(model, model)
@@ -203,6 +212,7 @@ def build_joint(
     fc_units=128,
     max_measurements,
     dtype=None,
+    embedding: int = 0,
 ) -> EISModels:
     """A joint image + EIS model (paper 000, Figure 3), trained end to end.
 
@@ -223,7 +233,8 @@ def build_joint(
     eis, mask = _eis_inputs(max_measurements)
     inputs = {"image": image, "eis": eis, "eis_mask": mask}
     image_features = _image_features(image, backbone, int(crop_size), weights=weights, dtype=dtype)
-    eis_features = _gru_features(eis, mask, mean, variance, pooling="max", units=units, hidden=hidden, dtype=dtype)
+    eis_features = _gru_features(eis, mask, mean, variance, pooling="max", units=units, hidden=hidden, dtype=dtype,
+                                 embedding=embedding)
     name = f"fusion_{backbone.lower()}_gru_{fusion}"
     if fusion == "ca":
         from skinkeras.models.cross_attention import cross_attention_gating
