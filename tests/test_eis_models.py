@@ -54,6 +54,8 @@ def _build(name, *, steps=T, dtype=None):
     kwargs = dict(max_measurements=steps, dtype=dtype)
     if name == "fcnn":
         return eis_model.build_fcnn(MEAN, VARIANCE, hidden=(8, 8), **kwargs)
+    if name == "gru_max_embedded":  # a per-measurement Dense + BN + ReLU before the GRU
+        return eis_model.build_gru("max", MEAN, VARIANCE, **SIZES, embedding=8, **kwargs)
     if name.startswith("gru_"):
         return eis_model.build_gru(name[4:], MEAN, VARIANCE, **SIZES, **kwargs)
     if name == "cnn":
@@ -62,8 +64,8 @@ def _build(name, *, steps=T, dtype=None):
     return eis_model.build_joint(fusion, "TinyCNN", CROP, MEAN, VARIANCE, fc_units=8, **SIZES, **kwargs)
 
 
-NAMES = ("fcnn", "gru_last", "gru_mean", "gru_max", "cnn", "joint_lin", "joint_fc", "joint_ca")
-SEQUENCE_NAMES = ("fcnn", "gru_last", "gru_mean", "gru_max", "joint_lin", "joint_fc", "joint_ca")
+NAMES = ("fcnn", "gru_last", "gru_mean", "gru_max", "gru_max_embedded", "cnn", "joint_lin", "joint_fc", "joint_ca")
+SEQUENCE_NAMES = ("fcnn", "gru_last", "gru_mean", "gru_max", "gru_max_embedded", "joint_lin", "joint_fc", "joint_ca")
 
 
 @pytest.fixture(scope="module")
