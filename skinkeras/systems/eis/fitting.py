@@ -95,11 +95,16 @@ def _train_epochs(models, spec, config, arrays, rows, epochs: int, batch_size: i
     return losses
 
 
+def binary_auc(y, score) -> float:
+    """ROC AUC, NaN when `y` holds one class only."""
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, score)) if len(set(np.asarray(y).tolist())) == 2 else float("nan")
+
+
 def fit_keras_cell(spec, config, arrays, train3, val, train4, test, cell, *, dtype: str):
     """Trains `spec` for one fold; returns (test probabilities (n, 2), selection record)."""
     import keras
-
-    from skinkeras.systems.eis.train import _auc
 
     epochs, learning_rate, batch_size = schedule(spec, config)
     seed = config.train.seed
@@ -108,7 +113,7 @@ def fit_keras_cell(spec, config, arrays, train3, val, train4, test, cell, *, dty
     history, best = [], {"auc": -np.inf, "epoch": 0, "weights": None}
 
     def validate(epoch, loss):
-        auc = _auc(arrays.labels[val], _predict(models, spec, config, arrays, val, full=False, seed=seed)[:, 1])
+        auc = binary_auc(arrays.labels[val], _predict(models, spec, config, arrays, val, full=False, seed=seed)[:, 1])
         history.append({"epoch": epoch + 1, "loss": loss, "val_auc": auc})
         if auc > best["auc"]:
             best.update(auc=auc, epoch=epoch + 1, weights=models.train.get_weights())

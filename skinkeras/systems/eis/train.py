@@ -27,6 +27,7 @@ from skinkeras.errors import ConfigError, SkinkerasError
 from skinkeras.files import write_json
 from skinkeras.systems.eis import rows as row_table
 from skinkeras.systems.eis.data import CLASS_NAMES, LesionArrays, diagnoses
+from skinkeras.systems.eis.fitting import binary_auc
 from skinkeras.systems.eis.run_files import Cell, EISRun
 
 log = logging.getLogger(__name__)
@@ -180,15 +181,9 @@ def train_cell(spec, config, arrays: LesionArrays, fold_of, k: int, cell: Cell, 
         probabilities, selection = fit_keras_cell(spec, config, arrays, train3, val, train4, test, cell, dtype=dtype)
     selection["seconds"] = round(time.monotonic() - started, 2)
     _write_cell(cell, arrays, test, probabilities, spec, k, selection)
-    auc = _auc(arrays.labels[test], probabilities[:, 1])
+    auc = binary_auc(arrays.labels[test], probabilities[:, 1])
     log.info("%s fold %d/%d: %s, test AUC %.3f (%d lesions), %.0f s", spec.id, k + 1, config.eis.folds,
              selection.get("summary", "done"), auc, len(test), selection["seconds"])
-
-
-def _auc(y, score) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(y, score)) if len(set(np.asarray(y).tolist())) == 2 else float("nan")
 
 
 def _ensemble_cell(spec, run: EISRun, arrays: LesionArrays, test):
