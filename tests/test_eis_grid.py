@@ -36,7 +36,8 @@ def grid(tmp_path_factory):
     root = tmp_path_factory.mktemp("eis_data")
     synthesize("eis", root, n=36, seed=3, image_size=(64, 48))
     run = tmp_path_factory.mktemp("eis") / "run"
-    summary = train_experiment(tiny_config(root, f"eis.rows={ROWS}", "eis.protocol=paper"), run, verbose=0)
+    summary = train_experiment(tiny_config(root, f"eis.rows={ROWS}", "eis.protocol=paper", "eis.joint_init=members"),
+                               run, verbose=0)
     return root, run, summary
 
 
@@ -93,6 +94,15 @@ def test_paper_protocol_retrains_for_the_epochs_chosen_on_validation(grid):
     assert (run / "cells" / "svm" / "fold_0" / "svm.joblib").is_file()
 
 
+def test_joint_model_starts_from_its_members(grid):
+    _, run, _ = grid
+    selection = json.loads((run / "cells" / "dense_gru_ca" / "fold_0" / "selection.json").read_text())
+    assert selection["started_from"][0].endswith("gru_max/fold_0/infer.keras")
+    assert selection["started_from"][1].endswith("dense/fold_0/infer.keras")
+    assert {"eis_gru", "eis_hidden_dense", "tiny_cnn"} <= set(selection["layers_started_from_members"])
+    assert "eis_normalization" not in selection["layers_started_from_members"]
+
+
 def test_resume_retrains_only_unfinished_cells(grid, tmp_path):
     import shutil
 
@@ -146,6 +156,7 @@ def test_select_protocol_predicts_with_the_selected_model(tmp_path, grid):
     ("eis.protocol=fast", "eis.protocol"),
     ("eis.folds=2", "eis.folds"),
     ("eis.evaluate_on=melanoma", "eis.evaluate_on"),
+    ("eis.joint_init=pretrained", "eis.joint_init"),
 ])
 def test_bad_settings_fail_before_training(tmp_path, override, message):
     from skinkeras.runs import train_experiment

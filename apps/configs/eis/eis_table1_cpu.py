@@ -41,5 +41,8 @@ def get_config():
             cnn_epochs=20,
             cnn_learning_rate=1e-3,
             cnn_batch_size=16,
+            joint_init="members",
+            joint_epochs=8,
+            joint_learning_rate=3e-4,
         ),
     )

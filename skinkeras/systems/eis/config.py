@@ -50,5 +50,11 @@ class EISConfig:
     cnn_learning_rate: float = 2.5e-5
     cnn_batch_size: int = 20
     joint_fc_units: int = 128  # the FC fusion's hidden layer
+    # How a joint model starts: "scratch" (the paper: both paths from their initialisation, trained
+    # end to end) or "members" (each path from the same fold's trained single-modality model, the
+    # state-max GRU and the row's CNN, then trained end to end: far fewer epochs, for CPU budgets).
+    joint_init: str = "scratch"
+    joint_epochs: int = 0  # 0: cnn_epochs
+    joint_learning_rate: float = 0.0  # 0: cnn_learning_rate
     # What `skinkeras predict RUN` and `skinkeras export RUN` deploy: one row's fold models, averaged.
     deploy_row: str = "serx_gru_ca"

@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 def schedule(spec, config) -> tuple[int, float, int]:
     """(epochs, learning rate, batch size) of a row."""
     e = config.eis
+    if spec.kind == "joint":
+        return e.joint_epochs or e.cnn_epochs, e.joint_learning_rate or e.cnn_learning_rate, e.cnn_batch_size
     if spec.uses_images:
         return e.cnn_epochs, e.cnn_learning_rate, e.cnn_batch_size
     return e.eis_epochs, e.eis_learning_rate, e.eis_batch_size
@@ -102,13 +104,38 @@ def binary_auc(y, score) -> float:
     return float(roc_auc_score(y, score)) if len(set(np.asarray(y).tolist())) == 2 else float("nan")
 
 
-def fit_keras_cell(spec, config, arrays, train3, val, train4, test, cell, *, dtype: str):
-    """Trains `spec` for one fold; returns (test probabilities (n, 2), selection record)."""
+def start_from_members(models, paths) -> list[str]:
+    """Copies into `models.train` the weights of every same-named layer of the member models at
+    `paths` (the GRU path from the state-max GRU, the image path from the CNN; not the EIS
+    standardisation, fitted on this stage's own rows, nor the output layers). Returns the layers set."""
+    from skinkeras.saving import load_model
+
+    copied = []
+    for path in paths:
+        member = load_model(path, compile=False)
+        for layer in member.layers:
+            if layer.name == "eis_normalization" or not layer.weights:
+                continue
+            try:
+                target = models.train.get_layer(layer.name)
+            except ValueError:
+                continue
+            source = layer.get_weights()
+            if [w.shape for w in target.get_weights()] == [w.shape for w in source]:
+                target.set_weights(source)
+                copied.append(layer.name)
+    return copied
+
+
+def fit_keras_cell(spec, config, arrays, train3, val, train4, test, cell, *, dtype: str, start_from=()):
+    """Trains `spec` for one fold; returns (test probabilities (n, 2), selection record).
+    `start_from`: member model files whose same-named layers initialise the model (`eis.joint_init`)."""
     import keras
 
     epochs, learning_rate, batch_size = schedule(spec, config)
     seed = config.train.seed
     models = build_models(spec, config, eis_data.feature_stats(arrays, train3), dtype)
+    copied = start_from_members(models, start_from)
     compile_models(models, config, learning_rate, dtype)
     history, best = [], {"auc": -np.inf, "epoch": 0, "weights": None}
 
@@ -123,6 +150,7 @@ def fit_keras_cell(spec, config, arrays, train3, val, train4, test, cell, *, dty
     if config.eis.protocol == "paper":
         keras.utils.set_random_seed(seed + 7919)
         models = build_models(spec, config, eis_data.feature_stats(arrays, train4), dtype)
+        start_from_members(models, start_from)
         compile_models(models, config, learning_rate, dtype)
         _train_epochs(models, spec, config, arrays, train4, chosen, batch_size, seed)
     elif best["weights"] is not None:
@@ -135,6 +163,8 @@ def fit_keras_cell(spec, config, arrays, train3, val, train4, test, cell, *, dty
         "chosen_epochs": chosen,
         "best_val_auc": None if not np.isfinite(best["auc"]) else float(best["auc"]),
         "protocol": config.eis.protocol,
+        "started_from": [str(p) for p in start_from],
+        "layers_started_from_members": copied,
         "history": history,
         "summary": f"{chosen} of {epochs} epochs (val AUC {best['auc']:.3f})",
     }

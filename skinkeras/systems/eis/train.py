@@ -43,8 +43,15 @@ def rows_to_train(config) -> list[str]:
         raise ConfigError(f"eis.rows: unknown rows {unknown}; valid: {', '.join(row_table.ROW_IDS)}")
     needed = set(wanted)
     for row in wanted:
-        needed.update(row_table.ROWS_BY_ID[row].members)
+        needed.update(joint_members(row_table.ROWS_BY_ID[row], config) or row_table.ROWS_BY_ID[row].members)
     return [r for r in row_table.ROWS_BY_ID if r in needed]
+
+
+def joint_members(spec, config) -> tuple[str, ...]:
+    """The rows a joint model starts from with `eis.joint_init="members"` (else none)."""
+    if spec.kind != "joint" or config.eis.joint_init != "members":
+        return ()
+    return ("gru_max", spec.cnn)
 
 
 def check_config(config) -> None:
@@ -55,6 +62,8 @@ def check_config(config) -> None:
         raise ConfigError(f"eis.folds must be >= 3 (train / validate / test folds). Received: {e.folds}")
     if e.evaluate_on not in ("benign+melanoma", "all"):
         raise ConfigError(f"eis.evaluate_on must be benign+melanoma or all. Received: {e.evaluate_on!r}")
+    if e.joint_init not in ("scratch", "members"):
+        raise ConfigError(f"eis.joint_init must be scratch or members. Received: {e.joint_init!r}")
     if e.max_measurements < 1:
         raise ConfigError(f"eis.max_measurements must be >= 1. Received: {e.max_measurements}")
     rows_to_train(config)
@@ -178,7 +187,9 @@ def train_cell(spec, config, arrays: LesionArrays, fold_of, k: int, cell: Cell, 
     else:
         from skinkeras.systems.eis.fitting import fit_keras_cell
 
-        probabilities, selection = fit_keras_cell(spec, config, arrays, train3, val, train4, test, cell, dtype=dtype)
+        start_from = [run.cell(member, k).infer_model for member in joint_members(spec, config)]
+        probabilities, selection = fit_keras_cell(spec, config, arrays, train3, val, train4, test, cell, dtype=dtype,
+                                                  start_from=start_from)
     selection["seconds"] = round(time.monotonic() - started, 2)
     _write_cell(cell, arrays, test, probabilities, spec, k, selection)
     auc = binary_auc(arrays.labels[test], probabilities[:, 1])
