@@ -19,21 +19,20 @@ demonstration set borrows real images and generates the spectra:
   independent of the image, the diagnosis and the metadata. A model that uses both modalities can
   gain only because the two carry independent evidence about the label.
 
-Per-measurement electrode coverage: each measurement j of a lesion has its own coverage
-c_j ~ U(0, 1) (the share of the electrode on the lesion; `measure_with_coverage`), and its malignant
-effect is `effect_size * c_j`; a lesion's measurements share its base tissue parameters. So which
-measurements carry the signal varies within a lesion, the situation the paper's state-max pooling
-is built for ("automatically learns the relevance of different EIS measurements").
+Per-measurement electrode coverage (`measure_with_coverage`): the first measurement of a lesion
+lies on it, each further one half of the time (`ON_LESION_P`); on the lesion the coverage is
+U(0.5, 1), beside it 0, and the malignant effect of a measurement is `effect_size` x its coverage.
+A lesion's measurements share its base tissue parameters. So which measurements carry the signal
+varies within a lesion, the situation the paper's state-max pooling is built for.
 
-Calibration (`DEFAULT_EFFECT_SIZE` = 0.16): an EIS-only GRU should land near paper 000's EIS AUC
-(about 0.84). Measured with skinkeras.systems.eis's own models (eis_table1_cpu settings) on one
-seeded split of the default 988 lesions (train 588 / val 200 / test 200, all malignant counted):
-effect 0.12: GRU state-max AUC 0.62, last state 0.59; 0.16: 0.83 / 0.86. The RBF SVM per
-measurement (max over measurements): 0.15: 0.63, 0.2: 0.73, 0.25: 0.81. One split each: +-0.03.
-The CPU grid's out-of-fold figures at the default are in apps/configs/eis/eis_table1_cpu.py.
-Before the coverage model, a logistic regression on per-lesion feature means reached 0.81 at effect
-0.025 where networks stayed at chance (`eis_proxy`): linear proxies overrate how learnable the
-spectra are, so calibrate with the models themselves.
+Calibration (`DEFAULT_EFFECT_SIZE` = 0.15): an EIS-only GRU should land near paper 000's EIS AUC
+(0.844). Measured with skinkeras.systems.eis's own models at the eis_table1_cpu settings:
+- one seeded split of the default set (train 588 / val 200 / test 200, all malignant counted),
+  state-max GRU with its per-measurement embedding, 30 epochs: effect 0.12 -> AUC 0.74, 0.16 -> 0.87;
+- the CPU grid at 0.15 (out-of-fold, benign + melanoma): GRU state-max 0.854, FC-NN 0.935,
+  SVM 0.712 (apps/configs/eis/eis_table1_cpu.py has the whole table).
+A logistic regression on per-lesion feature means (`eis_proxy`) overrates how learnable the spectra
+are (it reached 0.81 at an effect where the networks stayed at chance): calibrate with the models.
 """
 
 from __future__ import annotations
