@@ -52,7 +52,8 @@ def evaluate_run(run_dir, data_root=None, *, dataset: str | None = None, split: 
         return evaluate_export(run.path, data_root, dataset=dataset, split=split, out_dir=out_dir, **score_options)
     if not run.exists():
         raise SkinkerasError(f"{run.path} is not a training run: it has no {run.config.name}")
-    data_root = data_root or run.read_config().data.root or None
+    if data_root is None and split != "all":  # the run's own split of its own dataset
+        data_root = run.read_config().data.root or None
     split = split or "test"
     if is_cross_validation(run):
         return evaluate_folds(run, data_root, split=split, out_dir=out_dir, multi_crop=multi_crop,

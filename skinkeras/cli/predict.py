@@ -120,14 +120,14 @@ def run_csv(args) -> int:
 def run_images(args, extra: dict | None = None) -> int:
     import json
 
-    from skinkeras.export.predictor import check_metadata, read_image
+    from skinkeras.export.predictor import check_extra_inputs, check_metadata, read_image
     from skinkeras.runs import load_predictor
 
     extra = extra or {}
     heat_paths = heatmap_paths(args.heatmap, args.images) if args.heatmap else [None] * len(args.images)
     predictor = load_predictor(args.model)
-    predictor.check_extra_inputs(extra)
-    if not args.images and predictor.needs_image:
+    check_extra_inputs(predictor, extra)
+    if not args.images and getattr(predictor, "needs_image", True):
         raise SkinkerasError(f"give image files: {args.model} predicts from images")
     if args.heatmap and predictor.keras_model is None:
         raise SkinkerasError(f"--heatmap needs a classification run directory (its Keras model); {args.model} is "

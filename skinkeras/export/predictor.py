@@ -28,6 +28,17 @@ MIN_IMAGE_SIDE = 32  # below (a thumbnail, a 1 x 1 file): predicted, with a warn
 log = logging.getLogger(__name__)
 
 
+def check_extra_inputs(predictor, names) -> None:
+    """Refuses, in one line, an extra input `predictor` does not take (its `extra_inputs`; a plug-in
+    task's predictor that does not derive from `Predictor` takes none)."""
+    accepted = tuple(getattr(predictor, "extra_inputs", ()))
+    unknown = [name for name in names if name not in accepted]
+    if unknown:
+        takes = f"it takes {', '.join('--' + n for n in accepted)}" if accepted else "it takes images only"
+        what = str(getattr(predictor, "kind", "")).replace("_", " ")
+        raise SkinkerasError(f"--{unknown[0]} is not an input of this {what} model ({takes})".replace("this  ", "this "))
+
+
 def check_metadata(spec, age=None, sex=None, site=None, *, option: str = "--") -> tuple[float, str, str]:
     """Validated `(age, sex, site)`: age NaN when None, sex / site "unknown" when None.
 
@@ -85,12 +96,7 @@ class Predictor:
 
     def check_extra_inputs(self, names) -> None:
         """Refuses, in one line, an extra input this predictor does not take."""
-        unknown = [name for name in names if name not in self.extra_inputs]
-        if unknown:
-            takes = (f"it takes {', '.join('--' + n for n in self.extra_inputs)}" if self.extra_inputs
-                     else "it takes images only")
-            what = self.kind.replace("_", " ")
-            raise SkinkerasError(f"--{unknown[0]} is not an input of this {what} model ({takes})")
+        check_extra_inputs(self, names)
 
     @property
     def class_names(self) -> tuple[str, ...]:
