@@ -40,6 +40,7 @@ FIRST = ("test_two_stage_deploy.py", "test_eis_grid.py", "test_quantization_awar
          "test_task_plugins.py", "test_multiworker.py")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook turns the xdist_group marks into node-id suffixes
 def pytest_collection_modifyitems(config, items):
     if not config.pluginmanager.hasplugin("xdist"):
         return
