@@ -48,7 +48,8 @@ def batch(tmp_path):
     return path, rows
 
 
-@pytest.mark.parametrize("kind", ["run", "saved_model", "tflite"])
+# The run variant (40 s: a Keras model traced per batch shape) is in the slow suite.
+@pytest.mark.parametrize("kind", [pytest.param("run", marks=pytest.mark.slow), "saved_model", "tflite"])
 def test_every_row_in_order_with_its_error_and_the_single_image_probabilities(tmp_path_factory, batch, kind, capsys):
     from skinkeras.cli import main
     from skinkeras.export.predictor import read_image

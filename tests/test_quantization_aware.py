@@ -103,6 +103,7 @@ def source_run(tmp_path_factory):
     return run_dir
 
 
+@pytest.mark.slow  # 50 s end to end; the fake-quant mechanics stay in the fast suite
 def test_finetune_int8_writes_a_new_run_that_evaluates_and_exports(source_run, tmp_path, capsys):
     from skinkeras.cli import main
     from skinkeras.export.run_export import export_run

@@ -115,6 +115,7 @@ def _final_weights(run: Path):
     return load_model(run / "checkpoints" / "last.keras").get_weights()
 
 
+@pytest.mark.slow  # 80 s; resume is also covered fast by test_resume_faults, test_crossval and test_eis_grid
 def test_killed_run_resumes_and_ends_where_an_uninterrupted_run_would(tiny_ham, tmp_path):
     epochs = 4
     common = ["train", "ham10000_soft_attention", "--data-root", str(tiny_ham)]
