@@ -21,13 +21,14 @@ import math
 
 import numpy as np
 
+from skinkeras.data.eis import EVALUATION_RULES, evaluated_mask
 from skinkeras.errors import SkinkerasError
 from skinkeras.evaluation import batched
 from skinkeras.evaluation.bootstrap import bootstrap_ci
 from skinkeras.evaluation.operating_point import metrics_at_threshold, threshold_for_sensitivity
 from skinkeras.evaluation.permutation import paired_permutation_test
 
-EVALUATE_ON = ("benign+melanoma", "all")
+EVALUATE_ON = EVALUATION_RULES
 POSITIVE = "malignant"
 # Permutations per chunk: bounds memory to a few tens of MiB per pair (draws do not depend on it).
 _PERMUTATION_BATCH = 2_500
@@ -35,30 +36,30 @@ _PERMUTATION_BATCH = 2_500
 
 def evaluated_ids(predictions, diagnosis=None, evaluate_on: str = "benign+melanoma") -> tuple[list, dict, list]:
     """(ids kept in first-seen order, counts, notes). `diagnosis`: id -> diagnosis (dict / Series);
-    default: the predictions' own "diagnosis" column if they have one."""
+    default: the predictions' own "diagnosis" column if they have one. The rule is the data layer's
+    (`skinkeras.data.eis.evaluated_mask`); a lesion without a diagnosis counts as "unknown"."""
+    import pandas as pd
+
     if evaluate_on not in EVALUATE_ON:
         raise SkinkerasError(f"evaluate_on must be one of {EVALUATE_ON}; got {evaluate_on!r}")
     frame = predictions.frame.drop_duplicates("id")
-    labels = dict(zip(frame["id"], frame["y_true"]))
     if diagnosis is None and "diagnosis" in frame.columns:
         diagnosis = dict(zip(frame["id"], frame["diagnosis"]))
     diagnosis = {} if diagnosis is None else {str(k): str(v) for k, v in dict(diagnosis).items()}
-    notes, kept, excluded = [], [], {}
+    lesions = pd.DataFrame({"id": frame["id"].to_numpy(), "label": frame["y_true"].to_numpy()})
+    lesions["diagnosis"] = [diagnosis.get(i, "unknown") for i in lesions["id"]]
+    notes = []
     if evaluate_on == "benign+melanoma" and not diagnosis:
         notes.append("no diagnoses were given: every malignant lesion is counted as a melanoma")
-    for lesion, label in labels.items():
-        if label != POSITIVE or evaluate_on == "all" or not diagnosis:
-            kept.append(lesion)
-            continue
-        kind = diagnosis.get(lesion, "unknown")
-        if kind == "melanoma":
-            kept.append(lesion)
-        else:
-            excluded[kind] = excluded.get(kind, 0) + 1
-    positives = sum(labels[i] == POSITIVE for i in kept)
+        keep = np.ones(len(lesions), dtype=bool)
+    else:
+        keep = evaluated_mask(lesions, evaluate_on)
+    excluded = lesions.loc[~keep, "diagnosis"].value_counts().sort_index().to_dict()
+    kept = lesions.loc[keep, "id"].tolist()
+    positives = int((lesions.loc[keep, "label"] == POSITIVE).sum())
     counts = {"lesions": len(kept), "benign": len(kept) - positives,
               ("malignant" if evaluate_on == "all" else "melanoma"): positives,
-              "excluded_malignant": dict(sorted(excluded.items()))}
+              "excluded_malignant": {str(k): int(v) for k, v in excluded.items()}}
     if excluded:
         notes.append(f"{sum(excluded.values())} malignant non-melanoma lesions left out ("
                      + ", ".join(f"{k} {v}" for k, v in sorted(excluded.items())) + ")")
