@@ -55,21 +55,17 @@ class LesionArrays:
 
 def _labels_of(table) -> np.ndarray:
     names = list(table.class_names)
-    labels = table.samples["label"].astype(str).map(
-        lambda v: 1 if v in ("malignant", "melanoma") else 0 if v == "benign" else -1).to_numpy()
-    if (labels < 0).any():
-        bad = sorted(set(table.samples["label"][labels < 0]))
+    labels = table.samples["label"].astype(str).map({name: k for k, name in enumerate(CLASS_NAMES)})
+    if labels.isna().any():
+        bad = sorted(set(table.samples["label"][labels.isna()]))
         raise SkinkerasError(f"EIS labels must be benign or malignant (classes {names}). Received: {bad}")
-    return labels.astype(np.int64)
+    return labels.to_numpy().astype(np.int64)
 
 
 def diagnoses(samples) -> np.ndarray:
-    """Each lesion's diagnosis: the table's `diagnosis` column, else what a label of a layout
-    without one says (melanoma / benign_unspecified)."""
-    if "diagnosis" in samples and (samples["diagnosis"].astype(str).str.len() > 0).all():
-        return samples["diagnosis"].astype(str).to_numpy()
-    return np.array(["melanoma" if v in ("malignant", "melanoma") else "benign_unspecified"
-                     for v in samples["label"].astype(str)])
+    """Each lesion's diagnosis (`skinkeras.data.eis.load_eis` fills one in for every lesion:
+    a layout without the column reads melanoma / benign_unspecified / malignant_unspecified)."""
+    return samples["diagnosis"].astype(str).to_numpy()
 
 
 def load_arrays(table, *, image_height: int, image_width: int, need_images: bool) -> LesionArrays:
@@ -90,9 +86,17 @@ def load_arrays(table, *, image_height: int, image_width: int, need_images: bool
                         diagnosis=diagnoses(samples), features=padded, counts=counts, images=images, has_image=has_image)
 
 
-def _load_images(paths, has_image, height: int, width: int) -> np.ndarray:
+def resize_image(image, height: int, width: int) -> np.ndarray:
+    """uint8 RGB resized to height x width (OpenCV INTER_AREA), as every lesion image is before
+    cropping, in training and in prediction; unchanged when either is 0."""
     import cv2
 
+    if height and width:
+        return cv2.resize(image, (int(width), int(height)), interpolation=cv2.INTER_AREA)
+    return image
+
+
+def _load_images(paths, has_image, height: int, width: int) -> np.ndarray:
     from skinkeras.data.images import read_image_rgb
 
     first = None
@@ -100,9 +104,7 @@ def _load_images(paths, has_image, height: int, width: int) -> np.ndarray:
     for row, (path, present) in enumerate(zip(paths, has_image)):
         if not present:
             continue
-        image = read_image_rgb(path)
-        if height and width:
-            image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+        image = resize_image(read_image_rgb(path), height, width)
         if images is None:
             first = image.shape
             images = np.zeros((len(paths), *first), np.uint8)
@@ -257,6 +259,13 @@ def evaluation_sequences(arrays: LesionArrays, rows, copies: int, max_measuremen
     return out, mask
 
 
+def input_names(model) -> list[str]:
+    """The names of a Keras model's inputs (dict inputs: their keys)."""
+    if isinstance(model.input, dict):
+        return list(model.input)
+    return [t.name.split(":")[0] for t in model.inputs]
+
+
 def predict_lesions(model, arrays: LesionArrays, rows, *, use_images: bool, use_eis: bool, crop_size: int,
                     eval_crops: int, eval_permutations: int, max_measurements: int, seed: int = 0,
                     shuffle: bool = True, chunk: int = 512) -> np.ndarray:
@@ -273,6 +282,7 @@ def predict_lesions(model, arrays: LesionArrays, rows, *, use_images: bool, use_
     else:
         offsets, copies = None, (eval_permutations if use_eis and shuffle else 1)
     per_step = max(1, chunk // copies)
+    names = input_names(model)
     results = []
     for start in range(0, len(rows), per_step):
         part = rows[start: start + per_step]
@@ -283,7 +293,6 @@ def predict_lesions(model, arrays: LesionArrays, rows, *, use_images: bool, use_
             crops = np.stack([arrays.images[r, y: y + crop_size, x: x + crop_size]
                               for r in part for (y, x) in offsets]).astype(np.float32)
             inputs["image"] = crops
-        names = [t.name.split(":")[0] for t in model.inputs] if not isinstance(model.input, dict) else list(model.input)
         feed = {k: v for k, v in inputs.items() if k in names}
         probabilities = np.asarray(model.predict_on_batch(feed), np.float64)
         results.append(probabilities.reshape(len(part), copies, -1).mean(axis=1))

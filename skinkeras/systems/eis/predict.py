@@ -27,7 +27,7 @@ import numpy as np
 from skinkeras.errors import SkinkerasError
 from skinkeras.export.predictor import Predictor
 from skinkeras.systems.eis import rows as row_table
-from skinkeras.systems.eis.data import CLASS_NAMES, LesionArrays, one_lesion
+from skinkeras.systems.eis.data import CLASS_NAMES, LesionArrays, input_names, one_lesion, resize_image
 from skinkeras.systems.eis.run_files import EISRun
 
 
@@ -61,9 +61,7 @@ class _FoldMean:
 
     def __init__(self, models):
         self.models = models
-        first = models[0]
-        names = list(first.input) if isinstance(first.input, dict) else [t.name.split(":")[0] for t in first.inputs]
-        self.input = dict.fromkeys(names)
+        self.input = dict.fromkeys(input_names(models[0]))
 
     def predict_on_batch(self, feed):
         return np.mean([np.asarray(m.predict_on_batch(feed), np.float64) for m in self.models], axis=0)
@@ -140,15 +138,11 @@ class EISPredictor(Predictor):
 
     def resize(self, pixels) -> np.ndarray:
         """uint8 RGB at eis.image_height x eis.image_width, as the trainer resized its images."""
-        import cv2
-
         e = self.config.eis
         pixels = np.asarray(pixels, np.uint8)
         if pixels.ndim != 3 or pixels.shape[2] != 3:
             raise SkinkerasError(f"an image must be RGB [H, W, 3]. Received: shape {pixels.shape}")
-        if e.image_height and e.image_width:
-            pixels = cv2.resize(pixels, (int(e.image_width), int(e.image_height)), interpolation=cv2.INTER_AREA)
-        return pixels
+        return resize_image(pixels, e.image_height, e.image_width)
 
     def lesion(self, pixels=None, eis=None) -> LesionArrays:
         """A one-lesion `LesionArrays` of what the row needs (checked: one-line errors)."""
