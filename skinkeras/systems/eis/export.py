@@ -218,7 +218,6 @@ def verify_against_predictor(export_path, predictor, *, data_root=None, limit: i
     from skinkeras.data.eis import load_eis
     from skinkeras.data.images import read_image_rgb
     from skinkeras.export.verify import compare_predictions
-    from skinkeras.files import write_json
     from skinkeras.systems.eis.data import one_lesion
     from skinkeras.systems.eis.predict import read_eis_features
 
@@ -252,6 +251,5 @@ def verify_against_predictor(export_path, predictor, *, data_root=None, limit: i
                   compared_with="the Python predictor (EISPredictor, measurements in the given order)",
                   row=predictor.row.id, lesions=[str(i) for i in samples["image_id"]], export=str(export_path),
                   run=str(predictor.run.path), split="dataset")
-    write_json(Path(export_path) / "verification.json", result)
     return result
 

@@ -55,13 +55,20 @@ def build_models(spec, config, stats, dtype):
     raise ValueError(f"not a Keras row: {spec.id} ({spec.kind})")
 
 
+def output_names(model) -> list[str] | None:
+    """The output names of a model with several outputs (the CA joint model's two paths), else None:
+    each gets the loss and the one-hot target."""
+    if isinstance(model.output, (dict, list, tuple)) and len(model.output) > 1:
+        return list(model.output_names)
+    return None
+
+
 def compile_models(models, config, learning_rate: float, dtype: str) -> None:
     from skinkeras.training.objectives import optimizer
 
     train = models.train
-    outputs = train.output_names if isinstance(train.output, (dict, list, tuple)) else None
-    loss = {name: "categorical_crossentropy" for name in outputs} if outputs and len(outputs) > 1 \
-        else "categorical_crossentropy"
+    outputs = output_names(train)
+    loss = dict.fromkeys(outputs, "categorical_crossentropy") if outputs else "categorical_crossentropy"
     train.compile(optimizer=optimizer(dataclasses.replace(config.train, learning_rate=learning_rate), dtype),
                   loss=loss, jit_compile=False)
 
@@ -86,7 +93,7 @@ def _train_epochs(models, spec, config, arrays, rows, epochs: int, batch_size: i
     from skinkeras.engine.callbacks import StopOnNonFiniteLoss
 
     train = models.train
-    names = list(train.output_names) if isinstance(train.output, dict) and len(train.output) > 1 else None
+    names = output_names(train)
     losses = []
     for epoch in range(epochs):
         data = _training_data(spec, config, arrays, rows, batch_size, seed + epoch, names)

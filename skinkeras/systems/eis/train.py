@@ -16,7 +16,6 @@ through `engine.fit` (whose per-epoch checkpoints would cost more than these cel
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 
@@ -122,7 +121,7 @@ def train_eis(config, run_dir, *, resume: bool = False, verbose="auto") -> dict:
     log.info("%d lesions (%d malignant), %d measurements, %d folds; rows: %s", len(arrays), int(arrays.labels.sum()),
              int(arrays.counts.sum()), config.eis.folds, ", ".join(rows))
     dtype = resolve_precision(config.train.precision)
-    seconds = {}
+    seconds, merged = {}, {}
     for row in rows:
         spec = row_table.ROWS_BY_ID[row]
         row_started = time.monotonic()
@@ -133,11 +132,10 @@ def train_eis(config, run_dir, *, resume: bool = False, verbose="auto") -> dict:
                 keras.utils.set_random_seed(config.train.seed * 1000 + k)
                 train_cell(spec, config, arrays, fold_of, k, cell, dtype=dtype, run=run)
             parts.append(Predictions.read(cell.predictions))
-        merged = Predictions.concat(parts)
-        merged.write(run.row_predictions(row))
+        merged[row] = Predictions.concat(parts)
+        merged[row].write(run.row_predictions(row))
         seconds[row] = round(time.monotonic() - row_started, 1)
-    everything = Predictions.concat([Predictions.read(run.row_predictions(r)) for r in rows])
-    everything.write(run.predictions)
+    Predictions.concat(merged.values()).write(run.predictions)
     summary = {
         "task": "eis",
         "lesions": len(arrays),
@@ -236,7 +234,3 @@ def svm_lesion_probabilities(model, arrays: LesionArrays, rows) -> np.ndarray:
     bounds = np.concatenate([[0], np.cumsum(arrays.counts[np.asarray(rows)])])
     best = np.array([decision[a:b].max() for a, b in zip(bounds[:-1], bounds[1:])])
     return 1.0 / (1.0 + np.exp(-best))
-
-
-def replace_train(config, **changes):
-    return dataclasses.replace(config.train, **changes)
