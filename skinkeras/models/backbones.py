@@ -100,6 +100,27 @@ _se_resnext50.__name__ = "skinkeras.models.se_resnext.SEResNeXt50"
 TINY_WIDTHS = (16, 32, 48, 64)
 
 
+def _tiny_blocks(prefix: str, name: str, *, squeeze_excite: bool, weights=None, input_shape=None):
+    """Four stride-2 conv + BN + ReLU blocks (`TINY_WIDTHS`), each optionally followed by
+    squeeze-and-excitation (GAP -> Dense(C/4, ReLU) -> Dense(C, sigmoid) -> channel scaling)."""
+    inputs = keras.Input(shape=input_shape, name=f"{prefix}_input")
+    x = inputs
+    for index, width in enumerate(TINY_WIDTHS, start=1):
+        block = f"{prefix}_block{index}"
+        x = keras.layers.Conv2D(width, 3, strides=2, padding="same", use_bias=False, name=f"{block}_conv")(x)
+        x = keras.layers.BatchNormalization(name=f"{block}_bn")(x)
+        x = keras.layers.ReLU(name=f"{block}_relu")(x)
+        if squeeze_excite:
+            squeeze = keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{block}_se_squeeze")(x)
+            squeeze = keras.layers.Dense(max(width // 4, 1), activation="relu", name=f"{block}_se_reduce")(squeeze)
+            squeeze = keras.layers.Dense(width, activation="sigmoid", name=f"{block}_se_expand")(squeeze)
+            x = keras.layers.Multiply(name=f"{block}_se_scale")([x, squeeze])
+    model = keras.Model(inputs, x, name=name)
+    if weights is not None:
+        model.load_weights(weights)
+    return model
+
+
 def _tiny_cnn(*, include_top=False, weights=None, input_shape=None, **_):
     """Four stride-2 conv + BN + ReLU blocks: a backbone that builds, traces and trains in a second.
 
@@ -107,41 +128,18 @@ def _tiny_cnn(*, include_top=False, weights=None, input_shape=None, **_):
     they test (a MobileNetV3Small run spends most of a tiny test's time tracing its ~230 layers).
     """
     del include_top  # no classification top either way
-    inputs = keras.Input(shape=input_shape, name="tiny_input")
-    x = inputs
-    for index, width in enumerate(TINY_WIDTHS, start=1):
-        x = keras.layers.Conv2D(width, 3, strides=2, padding="same", use_bias=False, name=f"tiny_block{index}_conv")(x)
-        x = keras.layers.BatchNormalization(name=f"tiny_block{index}_bn")(x)
-        x = keras.layers.ReLU(name=f"tiny_block{index}_relu")(x)
-    model = keras.Model(inputs, x, name="tiny_cnn")
-    if weights is not None:
-        model.load_weights(weights)
-    return model
+    return _tiny_blocks("tiny", "tiny_cnn", squeeze_excite=False, weights=weights, input_shape=input_shape)
 
 
 _tiny_cnn.__name__ = "skinkeras.models.backbones.TinyCNN"
 
 
 def _tiny_se_net(*, include_top=False, weights=None, input_shape=None, **_):
-    """TinyCNN's four blocks, each followed by squeeze-and-excitation (GAP -> Dense(C/4, ReLU) ->
-    Dense(C, sigmoid) -> channel scaling): a second small CNN for CPU-sized configs where a paper
-    compares two backbones (paper 000's SE-ResNeXt50 stand-in). Not a paper model."""
+    """TinyCNN's four blocks, each followed by squeeze-and-excitation: a second small CNN for
+    CPU-sized configs where a paper compares two backbones (paper 000's SE-ResNeXt50 stand-in).
+    Not a paper model."""
     del include_top
-    inputs = keras.Input(shape=input_shape, name="tinyse_input")
-    x = inputs
-    for index, width in enumerate(TINY_WIDTHS, start=1):
-        prefix = f"tinyse_block{index}"
-        x = keras.layers.Conv2D(width, 3, strides=2, padding="same", use_bias=False, name=f"{prefix}_conv")(x)
-        x = keras.layers.BatchNormalization(name=f"{prefix}_bn")(x)
-        x = keras.layers.ReLU(name=f"{prefix}_relu")(x)
-        squeeze = keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{prefix}_se_squeeze")(x)
-        squeeze = keras.layers.Dense(max(width // 4, 1), activation="relu", name=f"{prefix}_se_reduce")(squeeze)
-        squeeze = keras.layers.Dense(width, activation="sigmoid", name=f"{prefix}_se_expand")(squeeze)
-        x = keras.layers.Multiply(name=f"{prefix}_se_scale")([x, squeeze])
-    model = keras.Model(inputs, x, name="tiny_se_net")
-    if weights is not None:
-        model.load_weights(weights)
-    return model
+    return _tiny_blocks("tinyse", "tiny_se_net", squeeze_excite=True, weights=weights, input_shape=input_shape)
 
 
 _tiny_se_net.__name__ = "skinkeras.models.backbones.TinySENet"
