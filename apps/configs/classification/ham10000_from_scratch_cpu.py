@@ -20,25 +20,8 @@ val loss rose while AUC still improved) and halves the rate after 6 epochs witho
 an in-memory cache of the decoded images keep an epoch near 30 s on 2 cores.
 """
 
-import dataclasses
-
-from skinkeras.experiments.presets import ham10000_soft_attention
+from skinkeras.experiments.presets import ham10000_from_scratch_cpu
 
 
 def get_config():
-    config = ham10000_soft_attention("MobileNetV3Small", image_size=128, description=__doc__, epochs=300)
-    return dataclasses.replace(
-        config,
-        data=dataclasses.replace(config.data, cache="memory"),
-        train=dataclasses.replace(
-            config.train,
-            learning_rate=3e-4,
-            adam_epsilon=1e-7,
-            monitor="val_auc",
-            plateau_factor=0.5,
-            plateau_patience=6,
-            min_learning_rate=1e-6,
-            early_stopping_patience=30,
-            max_minutes=55.0,
-        ),
-    )
+    return ham10000_from_scratch_cpu("MobileNetV3Small", description=__doc__, epochs=300, early_stopping_patience=30)

@@ -66,29 +66,11 @@ V3Small int8: 3.1x float32 (trained 128 px run, README); here, random weights at
 partitions and 2.1x (LiteRT 2.3.0) / 2.5x (2.4.0.dev20261026 nightly: still no int8 HARD_SWISH).
 """
 
-import dataclasses
-
-from skinkeras.experiments.presets import ham10000_soft_attention
+from skinkeras.experiments.presets import ham10000_from_scratch_cpu
 
 EPOCHS = 40
 
 
 def get_config():
-    config = ham10000_soft_attention(
-        "MobileNetV3SmallMinimalistic", image_size=128, description=__doc__, epochs=EPOCHS
-    )
-    return dataclasses.replace(
-        config,
-        data=dataclasses.replace(config.data, cache="memory"),
-        train=dataclasses.replace(
-            config.train,
-            learning_rate=3e-4,
-            adam_epsilon=1e-7,
-            monitor="val_auc",
-            plateau_factor=0.5,
-            plateau_patience=6,
-            min_learning_rate=1e-6,
-            early_stopping_patience=20,
-            max_minutes=55.0,
-        ),
-    )
+    return ham10000_from_scratch_cpu("MobileNetV3SmallMinimalistic", description=__doc__, epochs=EPOCHS,
+                                     early_stopping_patience=20)
