@@ -3,6 +3,7 @@
     skinkeras data list
     skinkeras data summary ham10000 --root ../shared/data/ham10000 [--json] [--no-check-images]
     skinkeras data synth ham10000 --out /tmp/ham_synth --n 600 --seed 0 [--image-size 200x150] [--force]
+    skinkeras data synth derm7pt --out /tmp/d7 --n 1011 [--evidence-low 0.3] [--missing-clinical 0.1]
     skinkeras data synth eis --images-from ham10000 --root ../shared/data/ham10000 --out /tmp/eis_paired \
         [--lesions 988|N|all] [--effect-size X] [--seed 0]   (SEMI-SYNTHETIC: real images, generated spectra)
 
@@ -78,6 +79,13 @@ def _synth(args) -> int:
         if args.name != "eis":
             raise ConfigError(f"--effect-size is an eis option. Received layout: {args.name!r}")
         options["effect_size"] = args.effect_size
+    for flag, key in (("--evidence-low", "evidence_low"), ("--missing-clinical", "missing_clinical")):
+        value = getattr(args, key)
+        if value is None:
+            continue
+        if args.name != "derm7pt":
+            raise ConfigError(f"{flag} is a derm7pt option. Received layout: {args.name!r}")
+        options[key] = value
     if args.images_from is not None:
         if args.image_size:
             raise ConfigError("--image-size does not apply to --images-from (the real images are copied as they are)")
@@ -134,6 +142,11 @@ def register(subparsers) -> None:
     synth.add_argument("--effect-size", type=float,
                        help="eis: scale of the malignant spectra effect (default 1.0; with --images-from the "
                        "calibrated default of skinkeras.data.synth.eis_paired)")
+    synth.add_argument("--evidence-low", type=float, metavar="W",
+                       help="derm7pt: lowest share of the true class in each view's look, drawn per view "
+                       "in W..1 (default 0.3; lower = views more often misleading)")
+    synth.add_argument("--missing-clinical", type=float, metavar="SHARE",
+                       help="derm7pt: share of cases without a clinical image (empty 'clinic' cell; default 0)")
     synth.add_argument("--images-from", metavar="DATASET",
                        help="eis only: pair REAL images of DATASET (ham10000) with generated spectra (semi-synthetic)")
     synth.add_argument("--root", help="with --images-from: the real dataset's folder")

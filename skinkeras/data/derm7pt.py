@@ -11,9 +11,13 @@ On disk, as released:
     images/<clinic>, images/<derm>   image paths relative to images/
     meta/{train,valid,test}_indexes.csv   row positions (0-based, column "indexes") of the official split
 
-`image_path` is the dermoscopic image (`derm`), `clinical_path` the clinical one (`clinic`; "" when
-absent: the modality is then dropped, the case is kept). The group is `case_num`, which is also the
-image id (one dermoscopic image per case). There is no age column.
+`image_path` is the dermoscopic image (`derm`; a case without one is excluded, MISSING_FILE),
+`clinical_path` the clinical one (`clinic`; "" when the cell is empty or the file is missing: the
+case is kept dermoscopy-only and a MISSING_CLINICAL problem names what was looked for). The group is
+`case_num`, which is also the image id (one dermoscopic image per case). There is no age column.
+`elevation` is meta.csv's (flat / palpable / nodular), lower case, "unknown" when empty. Sites are
+the release's `location` values (`DERM7PT_SITES`); others are reported (UNKNOWN_VALUE) and encoded
+as unknown.
 
 Classes: the 5-class diagnosis grouping ("DIAG") of Kawahara et al.'s released code: BCC, NEV, MEL,
 MISC, SK. The original diagnosis string is kept in the `diagnosis` column.
@@ -23,7 +27,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from skinkeras.data.loading import build_table, read_csv, require_file, require_root
+from skinkeras.data.loading import (
+    build_table,
+    missing_clinical,
+    normalise_category,
+    read_csv,
+    require_file,
+    require_root,
+)
 from skinkeras.data.registry import register_dataset
 from skinkeras.data.table import SampleTable
 
@@ -52,6 +63,12 @@ DIAGNOSIS_GROUPS = {
     "vascular lesion": "MISC",
     "seborrheic keratosis": "SK",
 }
+# The release's `location` values (lower case, as normalised), and "unknown".
+DERM7PT_SITES = (
+    "abdomen", "acral", "back", "buttocks", "chest", "genital areas", "head neck", "lower limbs", "upper limbs",
+    "unknown",
+)
+EXTRA_COLUMNS = ("clinical_path", "diagnosis", "elevation")
 SPLIT_FILES = {"train": "train_indexes.csv", "val": "valid_indexes.csv", "test": "test_indexes.csv"}
 
 
@@ -83,8 +100,11 @@ def load_derm7pt(root) -> SampleTable:
         path = images_dir / relative
         return str(path.resolve()) if path.is_file() else ""
 
+    def blank():
+        return pd.Series("", index=frame.index)
+
     derm = frame["derm"]
-    clinic = frame.get("clinic", pd.Series("", index=frame.index))
+    clinic = frame.get("clinic", blank())
     diagnosis = frame["diagnosis"].str.strip().str.lower()
     raw = pd.DataFrame(
         {
@@ -94,14 +114,16 @@ def load_derm7pt(root) -> SampleTable:
             "label": diagnosis.map(DIAGNOSIS_GROUPS).fillna(frame["diagnosis"]),
             "lesion_id": frame["case_num"],
             "age": "",
-            "sex": frame.get("sex", pd.Series("", index=frame.index)),
-            "site": frame.get("location", pd.Series("", index=frame.index)),
+            "sex": frame.get("sex", blank()),
+            "site": frame.get("location", blank()),
             "mask_path": "",
             "split": _official_split(root, len(frame)).to_numpy(),
             "clinical_path": clinic.map(resolve),
             "diagnosis": frame["diagnosis"],
+            "elevation": normalise_category(frame.get("elevation", blank())),
         }
     )
-    return build_table(
-        "derm7pt", root, raw, CLASS_NAMES, source=str(csv_path), extra_columns=("clinical_path", "diagnosis")
-    )
+    expected_clinical = clinic.map(lambda r: f"file not found: {images_dir / r}" if r else "empty 'clinic' cell in meta.csv")
+    problems = missing_clinical(raw["image_id"], raw["image_path"], raw["clinical_path"], expected_clinical)
+    return build_table("derm7pt", root, raw, CLASS_NAMES, source=str(csv_path), extra_columns=EXTRA_COLUMNS,
+                       problems=problems, sites=DERM7PT_SITES)

@@ -2,7 +2,8 @@
 
 Layout:
 
-    <root>/labels.csv     columns: image, label; optional: lesion_id, age, sex, site, split, mask
+    <root>/labels.csv     columns: image, label; optional: lesion_id, age, sex, site, split, mask,
+                          clinical, elevation
     <root>/...            the images
 
 `image` is either a path relative to the root (`imgs/a.jpg`) or an image id: the file name without
@@ -10,7 +11,16 @@ extension, looked up anywhere below the root (like HAM10000). `mask` is likewise
 to the root. A path that leads out of the root (`../x.jpg`, `/abs/x.jpg`, a symlink out) is a
 MISSING_FILE problem unless `allow_outside_root=True` (`--option allow_outside_root=true`, or
 `--set data.allow_outside_root=true` for training): a CSV should not make training read any file
-its writer chose. Without `lesion_id` every image is its own group; without `site`/`sex`/`age` they are
+its writer chose.
+
+`clinical` (optional) names a second, clinical photograph of the case, given like `image` (a path
+relative to the root or an image id; the same outside-root rule). When the CSV has that column the
+table gets `clinical_path` (absolute, "" when the cell is empty or the file is missing: the case is
+kept dermoscopy-only and a MISSING_CLINICAL problem says what was looked for); without it the table
+has no `clinical_path` column. Likewise `elevation` (flat / palpable / nodular; lower case, "unknown"
+when empty) becomes an `elevation` column only when the CSV has one.
+
+Without `lesion_id` every image is its own group; without `site`/`sex`/`age` they are
 unknown (reported once, as MISSING_COLUMN). Classes are the sorted distinct labels unless `class_names` is given (then rows with other
 labels are reported as UNKNOWN_LABEL).
 """
@@ -25,6 +35,8 @@ import pandas as pd
 from skinkeras.data.loading import (
     build_table,
     index_files,
+    missing_clinical,
+    normalise_category,
     optional_column,
     read_csv,
     require_file,
@@ -40,7 +52,7 @@ DEFAULT_CSV = "labels.csv"
 @register_dataset("folder")
 def load_folder(root, csv: str = DEFAULT_CSV, class_names: Sequence[str] | str | None = None,
                 allow_outside_root: bool | str = False) -> SampleTable:
-    """Your own data: a CSV (image, label[, lesion_id, age, sex, site, split, mask]) + images below the root."""
+    """Your own data: a CSV (image, label[, lesion_id, age, sex, site, split, mask, clinical, ...]) + images."""
     root = require_root(root)
     allow_outside_root = _flag(allow_outside_root, "allow_outside_root")
     csv_path = Path(csv) if Path(csv).is_absolute() else root / csv
@@ -57,11 +69,11 @@ def load_folder(root, csv: str = DEFAULT_CSV, class_names: Sequence[str] | str |
 
     files = None  # indexed only when some row names an id rather than a path
 
-    def resolve(value: str) -> tuple[str, str, str]:
+    def resolve(value: str, column: str = "image") -> tuple[str, str, str]:
         """(image_id, absolute path or "", what was looked for)"""
         nonlocal files
         if not value:
-            return "", "", "(empty 'image' cell)"
+            return "", "", f"(empty {column!r} cell)"
         candidate = root / value
         if Path(value).suffix and not inside(candidate):
             return Path(value).stem, "", f"{candidate}: outside the data root {root} (allow with allow_outside_root)"
@@ -103,7 +115,17 @@ def load_folder(root, csv: str = DEFAULT_CSV, class_names: Sequence[str] | str |
             "split": column("split").str.lower(),
         }
     )
-    return build_table("folder", root, raw, class_names, source=str(csv_path), problems=problems, files=files)
+    extra = []
+    if "clinical" in frame.columns:
+        clinical = [resolve(v, "clinical") for v in frame["clinical"]]
+        raw["clinical_path"] = [r[1] for r in clinical]
+        problems += missing_clinical(raw["image_id"], raw["image_path"], raw["clinical_path"], [r[2] for r in clinical])
+        extra.append("clinical_path")
+    if "elevation" in frame.columns:
+        raw["elevation"] = normalise_category(frame["elevation"])
+        extra.append("elevation")
+    return build_table("folder", root, raw, class_names, source=str(csv_path), extra_columns=extra,
+                       problems=problems, files=files)
 
 
 def _flag(value, name: str) -> bool:

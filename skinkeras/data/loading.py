@@ -22,6 +22,7 @@ from skinkeras.data.table import (
     BAD_AGE,
     COLUMNS,
     DUPLICATE_ID,
+    MISSING_CLINICAL,
     MISSING_COLUMN,
     MISSING_FILE,
     UNKNOWN_LABEL,
@@ -159,10 +160,30 @@ def normalise_sex(values: pd.Series) -> pd.Series:
     return lowered.map(lambda v: _SEX_NAMES.get(v, "unknown")).astype(str)
 
 
-def normalise_site(values: pd.Series) -> pd.Series:
-    """Lower case, single spaces; missing -> "unknown"."""
+def normalise_category(values: pd.Series) -> pd.Series:
+    """Lower case, single spaces; missing -> "unknown" (sites, elevations: one spelling per value)."""
     cleaned = values.fillna("").astype(str).str.strip().str.lower().str.replace(r"\s+", " ", regex=True)
     return cleaned.where(cleaned != "", "unknown").astype(str)
+
+
+def normalise_site(values: pd.Series) -> pd.Series:
+    """Lower case, single spaces; missing -> "unknown"."""
+    return normalise_category(values)
+
+
+def missing_clinical(ids: Sequence[str], image_paths: Sequence[str], clinical_paths: Sequence[str],
+                     expected: Sequence[str]) -> list[Problem]:
+    """MISSING_CLINICAL for each case whose clinical image was not found (`expected`: what was looked
+    for). Only cases that stay in the table get one: a case already excluded (no dermoscopic image,
+    a repeated id) would only get noise."""
+    problems, seen = [], set()
+    for image_id, image, clinical, looked_for in zip(ids, image_paths, clinical_paths, expected):
+        repeated = image_id in seen
+        seen.add(image_id)
+        if image and not clinical and not repeated:
+            problems.append(Problem(str(image_id), MISSING_CLINICAL,
+                                    f"no clinical image ({looked_for}); kept dermoscopy-only"))
+    return problems
 
 
 def parse_ages(

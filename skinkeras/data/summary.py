@@ -150,7 +150,8 @@ def format_summary(summary: dict, max_ids: int = 20) -> str:
     else:
         lines.append(f"problems  {sum(summary['problem_counts'].values()):,} ({summary['n_excluded']:,} images excluded)")
         for kind, items in summary["problems"].items():
-            lines.append(f"  {kind} ({len(items)})")
+            kept = "" if kind in EXCLUDING_KINDS else ", kept"  # e.g. missing_clinical: the case stays
+            lines.append(f"  {kind} ({len(items)}{kept})")
             for item in items[:max_ids]:
                 lines.append(f"    {item['image_id']}: {item['detail']}")
             if len(items) > max_ids:

@@ -21,7 +21,9 @@ Columns of `SampleTable.samples` (one row per usable image):
 | split        | str    | official split of the release ("train", "val", "test"), "" when none     |
 
 Dataset-specific extra columns may follow (e.g. `dx_type` for HAM10000, which leaks the label and is
-never a model input; `clinical_path` for derm7pt; `eis_path` for EIS).
+never a model input; `clinical_path` and `elevation` for derm7pt and, when its CSV has them, the folder
+dataset; `eis_path` for EIS). `clinical_path` is "" when a case has no clinical image: the case is kept
+(dermoscopy only) and a MISSING_CLINICAL problem names what was looked for.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ CONVERTED = "converted"  # readable but not 8-bit RGB (grayscale, RGBA, 16-bit):
 AMBIGUOUS_FILE = "ambiguous_file"  # two image files for one image id: which one is meant is unknown
 UNKNOWN_VALUE = "unknown_value"  # a sex / site value outside the vocabulary: encoded as unknown
 MISSING_COLUMN = "missing_column"  # a metadata column the CSV lacks (image id ALL_IMAGES): all unknown
+MISSING_CLINICAL = "missing_clinical"  # no clinical image for a case (empty cell or no file): kept dermoscopy-only
 EXCLUDING_KINDS = (MISSING_FILE, UNREADABLE, UNKNOWN_LABEL, DUPLICATE_ID, AMBIGUOUS_FILE)
 ALL_IMAGES = "*"  # the image id of a problem of the whole table
 

@@ -65,7 +65,11 @@ class Lesion:
 
 
 def make_lesion(rng: np.random.Generator, style_name: str) -> Lesion:
-    style = STYLES[style_name]
+    return lesion_of_style(rng, STYLES[style_name])
+
+
+def lesion_of_style(rng: np.random.Generator, style: LesionStyle) -> Lesion:
+    """One lesion drawn around `style` (any style, e.g. a `blend_styles` mix, not only a named one)."""
     colour = np.clip(np.array(style.colour, np.float32) + rng.normal(0, 10, 3), 0, 255)
     skin = SKIN_TONES[rng.integers(len(SKIN_TONES))] + rng.normal(0, 6, 3).astype(np.float32)
     orders = np.arange(2, 8)
@@ -80,6 +84,27 @@ def make_lesion(rng: np.random.Generator, style_name: str) -> Lesion:
         harmonics=harmonics,
         seed=int(rng.integers(2**31)),
     )
+
+
+CATEGORICAL_FIELDS = ("texture", "second_colour", "centre_colour")
+
+
+def blend_styles(true: LesionStyle, other: LesionStyle, weight: float, rng: np.random.Generator) -> LesionStyle:
+    """A style between `true` (share `weight`) and `other`: numbers and colours interpolated, each
+    categorical field (texture, second / centre colour) `true`'s with probability `weight`, else
+    `other`'s. A view drawn from it carries graded evidence for the true class: low weights mislead."""
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"blend weight must be in 0..1. Received: {weight}")
+    fields = {}
+    for field in dataclasses.fields(LesionStyle):
+        a, b = getattr(true, field.name), getattr(other, field.name)
+        if field.name in CATEGORICAL_FIELDS:
+            fields[field.name] = a if rng.random() < weight else b
+        elif isinstance(a, tuple):
+            fields[field.name] = tuple(int(round(weight * x + (1 - weight) * y)) for x, y in zip(a, b))
+        else:
+            fields[field.name] = float(weight * a + (1 - weight) * b)
+    return LesionStyle(**fields)
 
 
 def _outline(lesion: Lesion, centre, radius: float, rotation: float, points: int = 96) -> np.ndarray:
@@ -148,7 +173,8 @@ def render(
     """One image of `lesion`: (RGB uint8 HxWx3, mask uint8 HxW with 0/255).
 
     Each call jitters position, rotation, scale and lighting. `clinical=True` draws the wider,
-    blurrier view of a clinical photograph (small lesion, no dermoscope vignette, no fine texture).
+    blurrier view of a clinical photograph (small lesion, no dermoscope vignette, no fine texture,
+    non-skin background at a side, coloured light, variable blur: see `_clinical_scene`).
     """
     shape = (height, width)
     short = min(width, height)
@@ -193,6 +219,8 @@ def render(
         corner = np.sqrt(((xx - width / 2) / (width / 2)) ** 2 + ((yy - height / 2) / (height / 2)) ** 2)
         skin = skin * np.clip(1.25 - 0.45 * corner, 0.35, 1.0)[..., None]
     image = skin * (1 - alpha) + body * alpha * light[..., None]
+    if clinical:
+        image = _clinical_scene(image, rng, centre, radius)
 
     if rng.random() < hair_probability:
         hair = np.zeros(shape, np.uint8)
@@ -205,8 +233,34 @@ def render(
     image = image + rng.normal(0, 3.5, image.shape).astype(np.float32)
     image = np.clip(image, 0, 255).astype(np.uint8)
     if clinical:
-        image = cv2.GaussianBlur(image, (3, 3), 0)
+        image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.6, 1.8))  # focus varies from photo to photo
     return image, mask
+
+
+BACKGROUNDS = np.array(
+    [(40, 45, 70), (200, 200, 195), (120, 30, 35), (60, 90, 60), (225, 215, 190), (25, 25, 28)], dtype=np.float32
+)  # clothing, wall, curtain... whatever a clinical photograph catches beside the skin
+
+
+def _clinical_scene(image: np.ndarray, rng: np.random.Generator, centre, radius: float) -> np.ndarray:
+    """What a clinical photograph adds to the lesion on skin: a patch of non-skin background at one
+    side (never over the lesion), another overall skin tone, and a strong coloured light with a
+    steep gradient. Only the clinical view draws these, so dermoscopic images keep their pixels."""
+    height, width = image.shape[:2]
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    image = image * rng.uniform(0.85, 1.15, 3).astype(np.float32)  # skin tone / white balance of this camera
+    if rng.random() < 0.7:
+        angle = rng.uniform(0, 2 * np.pi)
+        along = (xx - centre[0]) * np.cos(angle) + (yy - centre[1]) * np.sin(angle)
+        start = radius * 1.6 + rng.uniform(0.1, 0.35) * min(width, height)
+        edge = np.clip((along - start) / 2.0, 0, 1)[..., None]
+        colour = BACKGROUNDS[rng.integers(len(BACKGROUNDS))] + rng.normal(0, 12, 3).astype(np.float32)
+        folds = 1.0 + 0.12 * np.sin(along / rng.uniform(4, 12) + rng.uniform(0, 2 * np.pi))[..., None]
+        image = image * (1 - edge) + np.clip(colour, 0, 255) * folds * edge
+    cast = rng.uniform(0.8, 1.2, 3).astype(np.float32)  # tungsten, fluorescent, daylight...
+    slope = rng.normal(0, 0.35, 2)
+    gradient = 1.0 + slope[0] * (xx / width - 0.5) + slope[1] * (yy / height - 0.5)
+    return image * np.clip(gradient, 0.4, 1.6)[..., None] * cast * np.float32(rng.uniform(0.8, 1.15))
 
 
 def encode(image_rgb: np.ndarray, suffix: str = ".jpg", quality: int = 92) -> bytes:
