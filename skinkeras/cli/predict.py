@@ -14,6 +14,8 @@ from skinkeras.errors import SkinkerasError
 EXTRA_INPUTS = {
     "eis": "the lesion's EIS spectra (.npy complex (n, 10, 35)) for an EIS run (paper 000); "
            "alone (no image) for an EIS-only deployed row",
+    "clinical": "the case's clinical (macroscopic) photograph for a fusion run (paper 004); without it, "
+                "the model trained without the clinical image predicts",
 }
 
 
@@ -21,6 +23,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("predict", help="class probabilities for images (run, SavedModel or .tflite)")
     parser.add_argument("model", help="a run directory, a SavedModel folder or a .tflite file")
     parser.add_argument("images", nargs="*", help="image files (any size)")
+    parser.add_argument("--image", metavar="FILE", action="append", default=[], dest="image_options",
+                        help="an image file (as a positional argument; the dermoscopic one of a fusion case)")
     parser.add_argument("--csv", metavar="IN.csv",
                         help="batch prediction: a CSV with a column image (path, absolute or relative to the CSV) "
                              "and optional age, sex, site; writes --out OUT.csv, one row per input row")
@@ -33,6 +37,9 @@ def register(subparsers) -> None:
         parser.add_argument(f"--{name}", metavar="FILE", dest=f"extra_{name}", default=None, help=help_text)
     parser.add_argument("--input", metavar="NAME=FILE", action="append", default=[], dest="extra_inputs",
                         help="another per-case input of the run's model (as --NAME FILE); repeatable")
+    parser.add_argument("--meta", metavar="NAME=VALUE", action="append", default=[], dest="meta_fields",
+                        help="a metadata field beyond age / sex / site that the run's model reads (a fusion run "
+                             "on derm7pt: elevation=flat|palpable|nodular); repeatable")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--heatmap", metavar="OUT.png",
                         help="write the attention map (or Grad-CAM) overlay; OUT_<image>.png for several images")
@@ -62,14 +69,16 @@ def heatmap_paths(out, images) -> list[Path]:
 
 
 def extra_inputs(args) -> dict[str, str]:
-    """{name: file} of the per-case inputs given (`--eis FILE`, `--input NAME=FILE`)."""
+    """{name: value} of the per-case inputs given (`--eis FILE`, `--input NAME=FILE`, `--meta NAME=VALUE`)."""
     extra = {name: getattr(args, f"extra_{name}") for name in EXTRA_INPUTS
              if getattr(args, f"extra_{name}", None) is not None}
-    for item in getattr(args, "extra_inputs", None) or []:
+    pairs = [("--input", "NAME=FILE", item) for item in getattr(args, "extra_inputs", None) or []]
+    pairs += [("--meta", "NAME=VALUE", item) for item in getattr(args, "meta_fields", None) or []]
+    for option, form, item in pairs:
         name, sep, value = item.partition("=")
         name = name.strip().lstrip("-")
         if not sep or not name or not value:
-            raise SkinkerasError(f"--input takes NAME=FILE. Received: {item!r}")
+            raise SkinkerasError(f"{option} takes {form}. Received: {item!r}")
         if name in extra:
             raise SkinkerasError(f"--{name} given twice")
         extra[name] = value
@@ -77,6 +86,7 @@ def extra_inputs(args) -> dict[str, str]:
 
 
 def run(args) -> int:
+    args.images = list(args.images) + list(getattr(args, "image_options", None) or [])
     extra = extra_inputs(args)
     if args.csv:
         if extra:
@@ -143,6 +153,8 @@ def run_images(args, extra: dict | None = None) -> int:
         result = {"image": None if path is None else str(path), **{name: str(v) for name, v in extra.items()},
                   "top_class": predictor.class_names[order[0]],
                   "probabilities": {predictor.class_names[i]: round(float(probs[i]), 6) for i in order}}
+        if getattr(predictor, "last_used", None):  # a fusion run: which row predicted (fallback without a clinical image)
+            result["predicted_by"] = predictor.last_used
         if heat_path is not None:
             from skinkeras.explain.heatmap import explain, save_overlay
 
@@ -154,7 +166,8 @@ def run_images(args, extra: dict | None = None) -> int:
         return 0
     for result in results:
         case = result["image"] or ", ".join(f"--{name} {result[name]}" for name in extra)
-        print(f"{case}: {result['top_class']}")
+        print(f"{case}: {result['top_class']}" + (f" (predicted by {result['predicted_by']})"
+                                                   if "predicted_by" in result else ""))
         for name, p in result["probabilities"].items():
             print(f"  {name:<12} {p:.4f}")
         if "heatmap" in result:

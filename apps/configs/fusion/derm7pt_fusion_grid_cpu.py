@@ -1,0 +1,33 @@
+"""Paper 004's Table 1 grid sized for a 2-core CPU (<= 60 minutes) on a set the size of derm7pt.
+
+Same rows and report as `derm7pt_fusion_grid`; two departures, both for the CPU budget: a small
+from-scratch CNN (TinyCNN) per tower at 128 px instead of ImageNet ResNet-50 at 224, and the
+"official" protocol (each row trained once on the official train split, its epoch chosen on valid,
+scored on test) instead of 5-fold CV. Adam 1e-3, 40 epochs, batch 32; embedding network 2 x 256.
+
+Command (generated derm7pt-layout data; derm7pt itself cannot be redistributed):
+
+    skinkeras data synth derm7pt --n 1011 --out derm7pt_gen
+    skinkeras train derm7pt_fusion_grid_cpu --data-root derm7pt_gen --out fusion_cpu
+    skinkeras evaluate fusion_cpu
+
+Measured figures: see the end of this docstring (filled in from the measured run).
+"""
+
+from skinkeras.experiments.config import ExperimentConfig
+from skinkeras.experiments.sections import DataConfig, ModelConfig, SplitConfig, TrainConfig
+from skinkeras.systems.fusion.config import FusionConfig
+
+
+def get_config():
+    return ExperimentConfig(
+        description=__doc__,
+        task="fusion",
+        data=DataConfig(dataset="derm7pt", image_size=128, batch_size=32, use_metadata=True),
+        split=SplitConfig(seed=0),
+        model=ModelConfig(backbone="TinyCNN", head="gap", metadata_branch="none", weights=""),
+        train=TrainConfig(epochs=40, optimizer="adam", learning_rate=1e-3, adam_epsilon=1e-7, class_weights="none",
+                          lr_schedule="constant", early_stopping_patience=0),
+        task_config=FusionConfig(protocol="official", backbone="TinyCNN", image_size=128, epochs=40,
+                                 learning_rate=1e-3, batch_size=32, embedding_units=(256, 256)),
+    )
