@@ -36,7 +36,7 @@ SHARED = {name: "export_cache" for name in
 
 
 # The costliest groups go first, so that neither process is left with one of them at the end.
-FIRST = ("test_two_stage_deploy.py", "test_eis_grid.py", "test_quantization_aware.py", "test_training.py", "test_legacy_runs.py",
+FIRST = ("test_two_stage_deploy.py", "test_eis_grid.py", "test_fusion_grid.py", "test_quantization_aware.py", "test_training.py", "test_legacy_runs.py",
          "test_task_plugins.py", "test_multiworker.py")
 
 

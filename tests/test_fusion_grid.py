@@ -55,7 +55,7 @@ def _predictions(run, row):
 
 def test_fallback_rows_are_trained_and_predict_cases_without_a_clinical_image(grid):
     root, run, summary = grid
-    assert summary["rows"] == ["dsc_meta_emb", "meta_rf", "dsc_macro_meta_emb", "macro_noemb"]
+    assert summary["rows"] == ["dsc_meta_emb", "macro_noemb", "meta_rf", "dsc_macro_meta_emb"]
     split = pd.read_csv(run / "split.csv", dtype=str, keep_default_na=False).set_index("image_id")["split"]
     meta = pd.read_csv(root / "meta" / "meta.csv", dtype=str, keep_default_na=False)
     no_clinical = set(meta.loc[meta["clinic"] == "", "case_num"])
@@ -85,6 +85,27 @@ def test_cells_record_selection_and_the_forest_its_grid_search(grid):
     assert set(forest["feature_importances"]) == set(names)
     assert "elevation_nodular" in names and "site_head neck" in names
     assert abs(sum(forest["feature_importances"].values()) - 1.0) < 1e-6
+
+
+def test_two_image_rows_can_start_from_their_members_towers(grid):
+    from skinkeras.saving import load_model
+    from skinkeras.systems.fusion import rows as table_rows
+    from skinkeras.systems.fusion.model import build_fusion_model
+    from skinkeras.systems.fusion.train import rows_to_train, start_towers
+
+    _, run, _ = grid
+    member = run / "cells" / "dsc_meta_emb" / "fold_0" / "model.keras"
+    source = load_model(member, compile=False).get_layer("dsc_tower").get_weights()
+    features = len(json.loads((run / "metadata_vector.json").read_text())["feature_names"])
+    for row_id, tower in (("dsc_macro_meta_emb", "dsc_tower"), ("dsc_macro_meta_emb_shared", "shared_tower")):
+        model = build_fusion_model(table_rows.ROWS_BY_ID[row_id], num_classes=5, backbone="TinyCNN", image_size=32,
+                                   metadata_features=features, embedding_units=(8, 8))
+        assert start_towers(model, [member]) == [f"{tower} <- dsc_meta_emb"]
+        for got, want in zip(model.get_layer(tower).get_weights(), source):
+            np.testing.assert_array_equal(got, want)
+    config = tiny_config(run, "fusion.tower_init=members", "fusion.rows=dsc_macro_meta_emb_shared,dsc_macro_noemb")
+    assert rows_to_train(config) == ["dsc_meta_emb", "macro_noemb", "dsc_noemb", "dsc_macro_meta_emb_shared",
+                                     "dsc_macro_noemb"]
 
 
 def test_resume_keeps_finished_cells_and_trains_added_rows(grid, tmp_path):
@@ -208,3 +229,26 @@ def test_a_folder_csv_with_a_clinical_column_trains_a_fusion_row(grid, tmp_path)
     assert summary["with_clinical"] == summary["cases"] - int((frame["clinical"] == "").sum())
     vector = json.loads((tmp_path / "run" / "metadata_vector.json").read_text())
     assert vector["fields"] == ["age", "sex", "site"]  # no elevation column: left out
+
+
+def test_cv_protocol_scores_every_fold_model_on_the_test_split(grid, tmp_path):
+    """The paper's protocol: K folds over train + valid, each fold's model predicts the official test
+    split; the report gives the mean (sd) over folds and the interval of the folds' mean."""
+    from skinkeras.runs import evaluate_run, train_experiment
+
+    root, _, _ = grid
+    run = tmp_path / "cv"
+    train_experiment(tiny_config(root, "fusion.protocol=cv", "fusion.folds=2", "fusion.rows=dsc_emb",
+                                 "fusion.epochs=1"), run, verbose=0)
+    folds = pd.read_csv(run / "case_folds.csv", dtype={"image_id": str})
+    split = pd.read_csv(run / "split.csv", dtype=str, keep_default_na=False).set_index("image_id")["split"]
+    assert set(folds["image_id"]) == set(split[split.isin(["train", "val"])].index)
+    assert sorted(folds["fold"].unique()) == [0, 1]
+    predictions = _predictions(run, "dsc_emb")
+    test = set(split[split == "test"].index)
+    for k in (0, 1):
+        assert set(predictions.loc[predictions["fold"] == k, "id"]) == test
+    metrics, _ = evaluate_run(run, n_resamples=100)
+    row = metrics["rows"]["dsc_emb"]
+    assert row["folds"] == 2 and row["fold_sd"]["accuracy"] is not None and row["cases"] == len(test)
+    assert "folds" in (run / "evaluation_test" / "table1.md").read_text()

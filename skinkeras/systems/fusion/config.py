@@ -34,6 +34,13 @@ class FusionConfig:
     epochs: int = 30
     learning_rate: float = 1e-4
     batch_size: int = 32
+    # How a two-image row starts: "scratch" (the paper: both towers from `model.weights`) or "members"
+    # (each tower from the same fold's trained one-image row with the same metadata and head, then
+    # the whole model trained end to end at `joint_learning_rate` for `joint_epochs`): for CPU budgets,
+    # where two towers trained from scratch on a few hundred cases fall behind one.
+    tower_init: str = "scratch"
+    joint_epochs: int = 0  # 0: epochs
+    joint_learning_rate: float = 0.0  # 0: learning_rate
     augment: bool = True  # flips, right-angle rotations, brightness / contrast; each image on its own
     # Metadata fields: age / sex / site through the shared encoding (site vocabulary of the dataset),
     # others (derm7pt: elevation) one-hot over the values seen in training. A field the dataset lacks

@@ -45,6 +45,14 @@ class Row:
         return "macro" in self.images
 
     @property
+    def members(self) -> tuple[str, ...]:
+        """The one-image rows whose towers start a two-image row with `fusion.tower_init="members"`
+        (same metadata and head; a shared tower starts from the dermoscopic one)."""
+        if len(self.images) < 2:
+            return ()
+        return tuple(_row_id((m,), self.metadata, self.embedding) for m in (("dsc",) if self.shared else self.images))
+
+    @property
     def fallback(self) -> str | None:
         if not self.uses_clinical or "dsc" not in self.images:
             return None

@@ -34,20 +34,29 @@ PREDICTED_BY = "predicted_by"
 
 
 def rows_to_train(config) -> list[str]:
-    """`fusion.rows` plus their fallback rows, in training order (fallbacks first)."""
+    """`fusion.rows` plus the rows they need (fallbacks; with `fusion.tower_init="members"` the
+    one-image rows their towers start from), in training order: one-image rows first."""
     wanted = list(config.fusion.rows)
     unknown = [r for r in wanted if r not in row_table.ROWS_BY_ID]
     if unknown:
         raise ConfigError(f"fusion.rows: unknown rows {unknown}; valid: {', '.join(row_table.ROW_IDS)}")
     needed = set(wanted) | {row_table.ROWS_BY_ID[r].fallback for r in wanted} - {None}
-    return [r for r in row_table.ROW_IDS if r in needed and not row_table.ROWS_BY_ID[r].uses_clinical] + [
-        r for r in row_table.ROW_IDS if r in needed and row_table.ROWS_BY_ID[r].uses_clinical]
+    for r in wanted:
+        needed.update(tower_members(row_table.ROWS_BY_ID[r], config))
+    two_images = [r for r in row_table.ROW_IDS if r in needed and len(row_table.ROWS_BY_ID[r].images) > 1]
+    return [r for r in row_table.ROW_IDS if r in needed and r not in two_images] + two_images
+
+
+def tower_members(row, config) -> tuple[str, ...]:
+    return row.members if config.fusion.tower_init == "members" else ()
 
 
 def check_config(config) -> None:
     f = config.fusion
     if f.protocol not in PROTOCOLS:
         raise ConfigError(f"fusion.protocol must be one of {PROTOCOLS}. Received: {f.protocol!r}")
+    if f.tower_init not in ("scratch", "members"):
+        raise ConfigError(f"fusion.tower_init must be scratch or members. Received: {f.tower_init!r}")
     if f.protocol == "cv" and f.folds < 2:
         raise ConfigError(f"fusion.folds must be >= 2 for the cv protocol. Received: {f.folds}")
     for key in ("epochs", "batch_size", "image_size"):
@@ -171,7 +180,8 @@ def train_fusion(config, run_dir, *, resume: bool = False, verbose="auto") -> di
             cell = run.cell(row_id, k)
             if not cell.is_done():
                 keras.utils.set_random_seed(config.train.seed * 1000 + k)
-                train_cell(row, config, cases, metadata, train, val, test, cell, k, dtype=dtype)
+                start_from = [run.cell(member, k).model for member in tower_members(row, config)]
+                train_cell(row, config, cases, metadata, train, val, test, cell, k, dtype=dtype, start_from=start_from)
         merged[row_id] = row_predictions(run, row, [k for k, *_ in plan])
         merged[row_id].write(run.row_predictions(row_id))
         seconds[row_id] = round(time.monotonic() - row_started, 1)
@@ -201,7 +211,8 @@ def row_predictions(run: FusionRun, row, folds):
     return Predictions.concat(parts)
 
 
-def train_cell(row, config, cases, metadata, train, val, test, cell: Cell, k: int, *, dtype: str) -> None:
+def train_cell(row, config, cases, metadata, train, val, test, cell: Cell, k: int, *, dtype: str,
+               start_from=()) -> None:
     """Trains one row on one fold and writes its predictions of the test cases it can read."""
     from skinkeras.evaluation.predictions import Predictions
 
@@ -212,7 +223,8 @@ def train_cell(row, config, cases, metadata, train, val, test, cell: Cell, k: in
     if row.kind == "forest":
         probabilities, selection = _forest_cell(config, cases, metadata, np.union1d(train, val), test, cell)
     else:
-        probabilities, selection = fit_network_cell(row, config, cases, metadata, train, val, test, cell, dtype=dtype)
+        probabilities, selection = fit_network_cell(row, config, cases, metadata, train, val, test, cell, dtype=dtype,
+                                                    start_from=start_from)
     selection.update(seconds=round(time.monotonic() - started, 2), train_cases=int(len(train)),
                      val_cases=int(len(val)), test_cases=int(len(test)))
     Predictions.from_probabilities(
@@ -246,8 +258,29 @@ def _feature_names(cell: Cell) -> list[str]:
     return json.loads((run_dir / "metadata_vector.json").read_text())["feature_names"]
 
 
-def fit_network_cell(row, config, cases, metadata, train, val, test, cell: Cell, *, dtype: str):
-    """Trains the row's network for fusion.epochs epochs, keeps the epoch with the best validation
+def start_towers(model, paths) -> list[str]:
+    """Copies into `model`'s towers the towers of the member models at `paths` (the dermoscopic
+    row's "dsc_tower" into "dsc_tower", or into "shared_tower"; the clinical row's "macro_tower").
+    Returns the towers set."""
+    from skinkeras.saving import load_model
+
+    names = {layer.name for layer in model.layers}
+    copied = []
+    for path in paths:
+        member = load_model(path, compile=False)
+        for layer in member.layers:
+            if not layer.name.endswith("_tower"):
+                continue
+            target = layer.name if layer.name in names else "shared_tower" if "shared_tower" in names else None
+            if target is not None:
+                model.get_layer(target).set_weights(layer.get_weights())
+                copied.append(f"{target} <- {path.parent.parent.name}")
+    return copied
+
+
+def fit_network_cell(row, config, cases, metadata, train, val, test, cell: Cell, *, dtype: str, start_from=()):
+    """Trains the row's network for fusion.epochs epochs (a two-image row started from its members:
+    fusion.joint_epochs at fusion.joint_learning_rate), keeps the epoch with the best validation
     mAP, saves it and returns (test probabilities, selection record)."""
     import keras
 
@@ -262,18 +295,22 @@ def fit_network_cell(row, config, cases, metadata, train, val, test, cell: Cell,
         row, num_classes=len(cases.class_names), backbone=f.backbone, image_size=f.image_size,
         metadata_features=metadata.shape[1], embedding_units=tuple(f.embedding_units), dropout=f.dropout,
         shared=f.shared_towers, weights=config.model.weights or None, dtype=dtype)
-    model.compile(optimizer=optimizer(dataclasses.replace(config.train, learning_rate=f.learning_rate), dtype),
+    copied = start_towers(model, start_from)
+    epochs, learning_rate = f.epochs, f.learning_rate
+    if start_from:
+        epochs, learning_rate = f.joint_epochs or f.epochs, f.joint_learning_rate or f.learning_rate
+    model.compile(optimizer=optimizer(dataclasses.replace(config.train, learning_rate=learning_rate), dtype),
                   loss="categorical_crossentropy", jit_compile=False)
     history, best = [], {"map": -np.inf, "epoch": 0, "weights": None}
-    for epoch in range(f.epochs):
+    for epoch in range(epochs):
         data = fusion_data.training_dataset(row, cases, metadata, train, batch_size=f.batch_size,
                                             seed=config.train.seed * 1000 + epoch, augment_images=f.augment)
         loss = float(model.fit(data, epochs=1, verbose=0, shuffle=False,
                                callbacks=[StopOnNonFiniteLoss()]).history["loss"][-1])
         score = float(map_batched(cases.labels[val], fusion_data.predict(model, row, cases, metadata, val)[None])[0])
         history.append({"epoch": epoch + 1, "loss": loss, "val_map": score})
-        if (epoch + 1) % 10 == 0 and epoch + 1 < f.epochs:
-            log.info("%s: epoch %d/%d, loss %.3f, validation mAP %.3f (best %.3f)", row.id, epoch + 1, f.epochs,
+        if (epoch + 1) % 10 == 0 and epoch + 1 < epochs:
+            log.info("%s: epoch %d/%d, loss %.3f, validation mAP %.3f (best %.3f)", row.id, epoch + 1, epochs,
                      loss, score, max(score, best["map"]))
         if score > best["map"]:
             best.update(map=score, epoch=epoch + 1, weights=model.get_weights())
@@ -282,5 +319,7 @@ def fit_network_cell(row, config, cases, metadata, train, val, test, cell: Cell,
     model.save(cell.model)
     probabilities = fusion_data.predict(model, row, cases, metadata, test)
     keras.backend.clear_session(free_memory=True)
-    return probabilities, {"epochs": f.epochs, "chosen_epoch": best["epoch"], "best_val_map": best["map"],
-                           "history": history, "summary": f"epoch {best['epoch']} of {f.epochs} (val mAP {best['map']:.3f})"}
+    return probabilities, {"epochs": epochs, "learning_rate": learning_rate, "chosen_epoch": best["epoch"],
+                           "best_val_map": best["map"], "towers_started_from": copied, "history": history,
+                           "summary": f"epoch {best['epoch']} of {epochs} (val mAP {best['map']:.3f})"
+                                      + (f", towers from {', '.join(c.split(' <- ')[1] for c in copied)}" if copied else "")}
