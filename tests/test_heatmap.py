@@ -18,7 +18,7 @@ from skinkeras.models.soft_attention import SoftAttention
 from tests import harness
 
 METADATA_FEATURES = 5
-HEAD_METHODS = {"soft_attention": "attention", "gap": "gradcam", "se": "gradcam", "cbam": "gradcam"}
+HEAD_METHODS = {"soft_attention": "attention", "gap": "gradcam", "se": "gradcam", "cbam": "attention"}
 
 
 @functools.lru_cache(maxsize=None)  # one build per head for the whole module; tests never modify it

@@ -1,9 +1,14 @@
-"""Heatmaps of where a classifier looked: its soft-attention map, or Grad-CAM.
+"""Heatmaps of where a classifier looked: its soft-attention or CBAM map, or Grad-CAM.
 
 - "attention" (soft-attention heads, paper 001): the summed attention map A of the model's
   `SoftAttention` layer (Datta et al. 2021), read by re-running a copy of that layer with
   `return_attention=True` on the same weights and the same feature map. The loaded model is not
   modified.
+- "attention" (CBAM heads, paper 003: the flat model and the "cbam" head; the hierarchical model):
+  the spatial attention map Ms of the model's `CBAM` layer (`CBAM.gates`, the map the layer
+  applies, in 0..1). The hierarchical model has one CBAM per decision level; `explain` shows the
+  one of the last level on the predicted class's path (level 2 for nv/mel, level 3 otherwise),
+  `cbam_attention_maps` returns all of them.
 - "gradcam" (every other head): Grad-CAM (Selvaraju et al. 2017, "Grad-CAM: Visual Explanations
   from Deep Networks via Gradient-based Localization") on the feature map the head consumes (the
   backbone's output): channel weights are the spatial means of d(class score)/d(features), the map
@@ -46,7 +51,7 @@ def explain(model, image_uint8, metadata=None, *, method: str = "auto", class_in
             and RGBA are accepted.
         metadata: the encoded metadata vector `(F,)` (`MetadataEncoding.encode_numpy`), needed by
             Grad-CAM on metadata models (the attention map does not depend on it).
-        method: "auto" ("attention" when the model has a SoftAttention layer, else "gradcam"),
+        method: "auto" ("attention" when the model has a SoftAttention or CBAM layer, else "gradcam"),
             "attention" or "gradcam".
         class_index: Grad-CAM's class; None = the top-scoring class.
 
@@ -67,25 +72,27 @@ def resolve_method(model, method: str = "auto") -> str:
     """"attention" or "gradcam" for `method` on `model` ("auto" picks by the model's head)."""
     if method not in METHODS:
         raise SkinkerasError(f"unknown heatmap method {method!r}; expected one of {', '.join(METHODS)}")
-    has_attention = _soft_attention_layer(model) is not None
+    has_attention = _soft_attention_layer(model) is not None or bool(_cbam_layers(model))
     if method == "auto":
         return "attention" if has_attention else "gradcam"
     if method == "attention" and not has_attention:
         raise SkinkerasError(
-            f"model {model.name!r} has no SoftAttention layer, so no attention map; use method='gradcam'")
+            f"model {model.name!r} has no SoftAttention or CBAM layer, so no attention map; use method='gradcam'")
     return method
 
 
 def attention_map(model, image_batch) -> np.ndarray:
-    """The summed soft-attention map A `[h, w]` (feature-map resolution) for `image_batch`
-    `[1, S, S, 3]` (raw 0..255, already at the model's input size)."""
+    """The summed soft-attention map A, or the CBAM spatial map Ms, `[h, w]` (feature-map
+    resolution) for `image_batch` `[1, S, S, 3]` (raw 0..255, already at the model's input size)."""
     import keras
 
     from skinkeras.models.soft_attention import SoftAttention
 
     layer = _soft_attention_layer(model)
+    if layer is None and _cbam_layers(model):
+        return _chosen_cbam_map(model, image_batch)
     if layer is None:
-        raise SkinkerasError(f"model {model.name!r} has no SoftAttention layer")
+        raise SkinkerasError(f"model {model.name!r} has no SoftAttention or CBAM layer")
     try:  # the feature map depends on the image alone
         features = keras.Model(_image_input(model), layer.input)(image_batch, training=False)
     except ValueError:
@@ -97,6 +104,29 @@ def attention_map(model, image_batch) -> np.ndarray:
     copy.set_weights(layer.get_weights())
     _, attention = copy(features, training=False)
     return keras.ops.convert_to_numpy(attention)[0, :, :, 0].astype(np.float32)
+
+
+def cbam_attention_maps(model, image_batch) -> dict[str, np.ndarray]:
+    """The spatial attention map Ms `[h, w]` (float32, 0..1, feature-map resolution) of every
+    `CBAM` layer of `model`, by layer name in model order (the hierarchical model: `level1_cbam`,
+    `level2_cbam`, ...), for `image_batch` `[1, S, S, 3]` (raw 0..255, at the model's input size).
+    The model is not modified."""
+    import keras
+
+    layers = _cbam_layers(model)
+    if not layers:
+        raise SkinkerasError(f"model {model.name!r} has no CBAM layer")
+    inputs = [layer.input for layer in layers]
+    try:  # the feature maps depend on the image alone
+        features = keras.Model(_image_input(model), inputs)(image_batch, training=False)
+    except ValueError:
+        features = keras.Model(model.input, inputs)(
+            _model_inputs(model, image_batch, None, required=False), training=False)
+    maps = {}
+    for layer, feature_map in zip(layers, keras.tree.flatten(features)):  # one output: no list
+        _, spatial = layer.gates(feature_map)
+        maps[layer.name] = keras.ops.convert_to_numpy(keras.ops.cast(spatial, "float32"))[0, :, :, 0]
+    return maps
 
 
 def gradcam_map(model, inputs, *, class_index: int | None = None) -> np.ndarray:
@@ -261,6 +291,31 @@ def _soft_attention_layer(model):
         if isinstance(layer, SoftAttention):
             return layer
     return None
+
+
+def _cbam_layers(model):
+    from skinkeras.models.cbam import CBAM
+
+    return [layer for layer in model.layers if isinstance(layer, CBAM)]
+
+
+def _chosen_cbam_map(model, image_batch) -> np.ndarray:
+    """The one CBAM map, or for a hierarchical model the map of the last level on the predicted
+    class's path (its `level{depth}_cbam`)."""
+    import keras
+
+    from skinkeras.models.hierarchical import PROBABILITIES, decision_depths
+
+    maps = cbam_attention_maps(model, image_batch)
+    if len(maps) == 1:
+        return next(iter(maps.values()))
+    depths = decision_depths(model)
+    if depths is not None and isinstance(model.output, dict) and PROBABILITIES in model.output:
+        probabilities = model(_model_inputs(model, image_batch, None, required=False), training=False)[PROBABILITIES]
+        depth = depths[int(np.argmax(keras.ops.convert_to_numpy(probabilities)[0]))]
+        if f"level{depth}_cbam" in maps:
+            return maps[f"level{depth}_cbam"]
+    return list(maps.values())[-1]
 
 
 def _producer(tensor):

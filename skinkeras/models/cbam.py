@@ -60,6 +60,13 @@ class CBAM(layers.Layer):
         self.spatial_conv.build((None, None, None, 2))
 
     def call(self, inputs):
+        channel_gate, spatial_gate = self.gates(inputs)
+        return inputs * channel_gate * spatial_gate
+
+    def gates(self, inputs):
+        """The two attention maps of a built layer for `inputs`: Mc `(B, 1, 1, C)` and Ms
+        `(B, H, W, 1)`, both in 0..1 (the layer's output is `inputs * Mc * Ms`). Heatmaps read Ms
+        from here, so the map shown is the one the layer applies."""
         avg = ops.mean(inputs, axis=(1, 2))
         mx = ops.max(inputs, axis=(1, 2))
         channel_logits = self.mlp_out(self.mlp_hidden(avg)) + self.mlp_out(self.mlp_hidden(mx))
@@ -70,7 +77,7 @@ class CBAM(layers.Layer):
             axis=-1,
         )
         spatial_gate = ops.sigmoid(self.spatial_conv(pooled))
-        return refined * spatial_gate
+        return channel_gate, spatial_gate
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
