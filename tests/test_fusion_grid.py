@@ -252,3 +252,13 @@ def test_cv_protocol_scores_every_fold_model_on_the_test_split(grid, tmp_path):
     row = metrics["rows"]["dsc_emb"]
     assert row["folds"] == 2 and row["fold_sd"]["accuracy"] is not None and row["cases"] == len(test)
     assert "folds" in (run / "evaluation_test" / "table1.md").read_text()
+
+
+def test_clinical_rows_on_a_dataset_without_clinical_images_fail_in_one_line(tmp_path):
+    from skinkeras.data.synth import synthesize
+    from skinkeras.runs import train_experiment
+
+    synthesize("folder", tmp_path / "data", n=20, seed=0, image_size=(40, 30))
+    with pytest.raises(SkinkerasError, match="need clinical images and no case"):
+        train_experiment(tiny_config(tmp_path / "data", "data.dataset=folder", "fusion.rows=dsc_macro_emb"),
+                         tmp_path / "run", verbose=0)

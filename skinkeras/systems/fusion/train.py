@@ -164,10 +164,15 @@ def train_fusion(config, run_dir, *, resume: bool = False, verbose="auto") -> di
         "without_clinical": [{"id": p.image_id, "detail": p.detail} for p in clinical_problems],
         "left_out": [{"id": p.image_id, "kind": p.kind, "detail": p.detail}
                      for p in table.problems + problems if p.excludes]})
+    rows = rows_to_train(config)
+    clinical_rows = [r for r in rows if row_table.ROWS_BY_ID[r].uses_clinical]
+    if clinical_rows and not cases.has_clinical.any():
+        raise SkinkerasError(f"rows {', '.join(clinical_rows)} need clinical images and no case of the dataset has "
+                             f"one (derm7pt: the 'clinic' column; a folder CSV: a 'clinical' column); train the "
+                             f"dermoscopy and metadata rows alone with --set fusion.rows=...")
     vector = metadata_vector(config, run, cases)
     metadata = vector.encode_frame(cases.frame)
     plan = fold_plan(config, run, cases)
-    rows = rows_to_train(config)
     log.info("%d cases (%d with a clinical image), test %d; %s protocol, %d fold(s); metadata %d features (%s); rows: %s",
              len(cases), int(cases.has_clinical.sum()), len(plan[0][3]), config.fusion.protocol, len(plan),
              vector.num_features, ", ".join(vector.fields), ", ".join(rows))
