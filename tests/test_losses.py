@@ -15,6 +15,7 @@ from skinkeras.training.class_weights import (
     class_counts,
     class_weight_dict,
     class_weights,
+    effective_number_weights,
     sample_weights,
 )
 from skinkeras.training.losses import WeightedCategoricalCrossentropy, build_loss
@@ -50,6 +51,22 @@ def test_original_effective_number_and_none():
         class_weights([10, 30], "effective_number", beta=0.9),
         np.array([1 / (1 - 0.9**10), 1 / (1 - 0.9**30)]) / (1 / (1 - 0.9**10) + 1 / (1 - 0.9**30)) * 2,
     )
+
+
+def test_cb_and_es_are_paper_003_equations_7_and_8():
+    counts = np.array([6741, 1119, 116, 331, 1101, 517, 143], dtype=float)  # paper 003, Table 1
+    n = counts.sum()
+    np.testing.assert_allclose(class_weights(counts, "original"), n / counts)  # CB, eq. 7
+    beta = (n - 1) / n  # the default
+    eq8 = (1 - beta) / (1 - beta**counts)
+    np.testing.assert_allclose(effective_number_weights(counts, normalise=False), eq8, rtol=1e-12)
+    for default in (None, 0.0, -1.0):
+        np.testing.assert_allclose(class_weights(counts, "effective_number", beta=default), eq8 / eq8.sum() * 7)
+    eq8_99 = (1 - 0.99) / (1 - 0.99**counts)
+    np.testing.assert_allclose(effective_number_weights(counts, 0.99, normalise=False), eq8_99)
+    np.testing.assert_allclose(class_weights(counts, "effective_number", beta=0.99), eq8_99 / eq8_99.sum() * 7)
+    with pytest.raises(ValueError, match="beta=1.5"):
+        class_weights(counts, "effective_number", beta=1.5)
 
 
 def test_empty_class_gets_zero_and_bad_input_is_named():

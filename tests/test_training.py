@@ -213,3 +213,22 @@ def test_mixed_float16_training_scales_the_loss(tmp_path):
     model.compile(model.optimizer, loss="mse")  # savable (the lambda is not)
     model.save(tmp_path / "m.keras")  # a resumed run keeps its loss scaling
     assert type(load_model(tmp_path / "m.keras").optimizer).__name__ == "LossScaleOptimizer"
+
+
+def test_paper_003_weighting_trains_ohem_es_sgd_milestones(tiny_ham, tmp_path):
+    """OHEM + ES + SGD (Nesterov) + the milestone schedule through the classification trainer: the
+    selection's epoch callback reaches the fit, and the checkpoint keeps the wrapper loss."""
+    from skinkeras.engine.run_directory import RunDirectory
+    from skinkeras.saving import load_model
+    from skinkeras.systems.classification.train import train
+    from skinkeras.training.selection import SelectedLoss
+
+    run = tmp_path / "run"
+    config = tiny_config(tiny_ham, "train.sample_selection=ohem", "train.class_weights=effective_number",
+                         "train.optimizer=sgd", "train.learning_rate=0.01", "train.lr_schedule=milestones",
+                         "model.head=gap", "model.metadata_branch=none")
+    summary = train(config, run, verbose=0)
+    assert summary["epochs_done"] == 2
+    loss = load_model(RunDirectory(run).last_model).loss
+    assert isinstance(loss, SelectedLoss) and loss.mode == "ohem" and loss.epochs == 2
+    assert loss.class_weights is not None and len(loss.class_weights) == 7

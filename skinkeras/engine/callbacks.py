@@ -1,4 +1,5 @@
-"""Callbacks whose state survives a kill: plateau LR schedule, early stopping, checkpoints.
+"""Callbacks whose state survives a kill: LR schedules (plateau, step, milestones), early stopping,
+checkpoints.
 
 Keras' own ReduceLROnPlateau / EarlyStopping / ModelCheckpoint reset their counters in
 `on_train_begin`, so a resumed run would forget how long it had waited and what its best score was,
@@ -106,6 +107,25 @@ class StepSchedule(StatefulCallback):
     def on_epoch_begin(self, epoch, logs=None):
         lr = max(self.initial_lr * self.factor ** (epoch // self.every), self.min_lr)
         self.model.optimizer.learning_rate = lr
+
+
+class MilestoneSchedule(StatefulCallback):
+    """The learning rate times `factor` at each milestone, a fraction of the run's `epochs`:
+    epoch e (0-based) trains with initial_lr * factor^(number of milestones f with e >= f * epochs).
+    Paper 003: / 10 at 50 % and 75 % of the epochs (150 epochs: from epochs 76 and 114, 1-based).
+    A function of the epoch, like `StepSchedule`, so a resumed run needs no stored state."""
+
+    def __init__(self, initial_lr, epochs, milestones=(0.5, 0.75), factor=0.1, min_lr=0.0):
+        super().__init__()
+        self.initial_lr, self.epochs, self.milestones = initial_lr, epochs, tuple(milestones)
+        self.factor, self.min_lr = factor, min_lr
+
+    def learning_rate(self, epoch: int) -> float:
+        passed = sum(epoch >= fraction * self.epochs for fraction in self.milestones)
+        return max(self.initial_lr * self.factor**passed, self.min_lr)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.optimizer.learning_rate = self.learning_rate(epoch)
 
 
 class EarlyStop(PatienceCallback):

@@ -6,7 +6,7 @@ config and state for `--resume`); `fit` trains a compiled model epoch by epoch i
 - each epoch is one `model.fit` call on that epoch's dataset (`train_data(epoch)`: order and
   augmentation a function of (seed, epoch) alone), with the random layers reseeded from
   (seed, epoch), so a killed run resumed with `--resume` ends where an uninterrupted run would;
-- the schedule (plateau / step / constant), early stopping and the time budget keep their state
+- the schedule (plateau / step / milestones / constant), early stopping and the time budget keep their state
   through a kill (`skinkeras.engine.callbacks`); the checkpoint after every epoch writes
   best.keras, last.keras, state.json and history.csv;
 - a NaN or infinite loss stops the run with a one-line error; Keras prints the progress;
@@ -140,8 +140,16 @@ def run_callbacks(train_config, run: RunDirectory, state: dict | None, *, monito
                                                   t.min_learning_rate, state=saved.get("schedule"))
     elif t.lr_schedule == "step":
         stateful["schedule"] = cb.StepSchedule(t.learning_rate, t.step_every, t.step_factor, t.min_learning_rate)
+    elif t.lr_schedule == "milestones":
+        milestones = tuple(getattr(t, "lr_milestones", (0.5, 0.75)))
+        if not all(0 < f < 1 for f in milestones) or list(milestones) != sorted(milestones):
+            raise SkinkerasError(f"train.lr_milestones must be increasing fractions in (0, 1). "
+                                 f"Received: train.lr_milestones={milestones}")
+        stateful["schedule"] = cb.MilestoneSchedule(t.learning_rate, t.epochs, milestones,
+                                                    getattr(t, "milestone_factor", 0.1), t.min_learning_rate)
     elif t.lr_schedule != "constant":
-        raise SkinkerasError(f"train.lr_schedule must be plateau, step or constant. Received: {t.lr_schedule!r}")
+        raise SkinkerasError(f"train.lr_schedule must be plateau, step, milestones or constant. "
+                             f"Received: {t.lr_schedule!r}")
     if t.early_stopping_patience:
         stateful["early_stopping"] = cb.EarlyStop(monitor, t.early_stopping_patience,
                                                   state=saved.get("early_stopping"))
@@ -158,7 +166,7 @@ def fit(model, run, *, train_config, train_data, steps: int | None, state: dict 
         val_data=None, val_steps: int | None = None, validate: Callable[[], dict] | None = None,
         monitor: str | None = None, checkpoint_monitor: str | None = None, baseline: bool = False,
         images_per_epoch: int = 0, tensorboard: bool = True, reseed: bool = True, saved_model=None,
-        on_best=None, verbose="auto") -> FitResult:
+        on_best=None, extra_callbacks=(), verbose="auto") -> FitResult:
     """Trains `model` (compiled) for `train_config.epochs` epochs into `run` (see the module docstring).
 
     Args:
@@ -174,6 +182,9 @@ def fit(model, run, *, train_config, train_data, steps: int | None, state: dict 
         images_per_epoch: for the throughput figure in run.json.
         reseed: set the random layers' seeds from (seed, epoch) every epoch (resumable dropout).
         saved_model, on_best: see `RunCheckpoint`.
+        extra_callbacks: Keras callbacks of the task run first every epoch (e.g. the epoch of a
+            curriculum loss: `skinkeras.training.selection.SelectionSchedule`); their state must
+            be a function of the epoch, as only the run's own callbacks are checkpointed.
     """
     from skinkeras.engine.runtime import chief_decides, shard_by_data
 
@@ -184,6 +195,7 @@ def fit(model, run, *, train_config, train_data, steps: int | None, state: dict 
     stateful, checkpoint, callbacks = run_callbacks(
         t, run, state, monitor=monitor, checkpoint_monitor=checkpoint_monitor, tensorboard=tensorboard,
         saved_model=saved_model, on_best=on_best)
+    callbacks[:0] = list(extra_callbacks)
     if validate is not None:
         callbacks.insert(0, _ValidateCallback(validate))  # first: the others read its logs
     start_epoch = (state or {}).get("epochs_done", 0)

@@ -69,15 +69,26 @@ class TrainConfig:
     adam_epsilon: float = 0.1  # paper 001's reference code
     momentum: float = 0.9
     weight_decay: float = 0.0
-    loss: str = "cce"  # cce | focal
+    loss: str = "cce"  # cce (paper 003's CEL) | focal (FL, exponent focal_gamma; 0 is CEL)
     focal_gamma: float = 2.0
-    class_weights: str = "balanced"  # balanced (N/(C*N_c)) | original (N/N_c) | effective_number | none
-    lr_schedule: str = "plateau"  # plateau | step | constant
+    # balanced (N/(C*N_c)) | original (paper 003's CB, N/N_c) | effective_number (ES) | none;
+    # see skinkeras.training.class_weights
+    class_weights: str = "balanced"
+    class_weight_beta: float = 0.0  # ES's beta in (0, 1); 0 or negative: paper 003's (N-1)/N
+    # Curriculum selection within each batch (paper 003): none | spl (lowest losses) | ohem (highest);
+    # m = M sigmoid(alpha * epoch) samples count, selection_alpha 0: auto, all from epochs/2 on
+    sample_selection: str = "none"
+    selection_alpha: float = 0.0
+    lr_schedule: str = "plateau"  # plateau | step | milestones | constant
     plateau_factor: float = 0.2
     plateau_patience: int = 5
     min_learning_rate: float = 1e-7
     step_every: int = 10
     step_factor: float = 0.5
+    # "milestones": the learning rate times milestone_factor at each of these fractions of `epochs`
+    # (paper 003: / 10 at 50 % and 75 %)
+    lr_milestones: tuple[float, ...] = (0.5, 0.75)
+    milestone_factor: float = 0.1
     early_stopping_patience: int = 25
     monitor: str = "val_loss"
     precision: str = "auto"  # auto (mixed_float16 on GPU, float32 on CPU) | float32 | mixed_float16 | mixed_bfloat16

@@ -1,4 +1,5 @@
-"""Training parts the tasks share: losses and class weights, and what a model is compiled with
+"""Training parts the tasks share: losses and class weights, SPL / OHEM sample selection
+(`selection`, paper 003), and what a model is compiled with
 (`objectives`: optimizer, classification loss and metrics). The epoch loop is the engine's
 (`skinkeras.engine.fit`).
 

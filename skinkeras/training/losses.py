@@ -1,11 +1,13 @@
 """Losses: class-weighted categorical cross-entropy with an optional focal term (papers 001, 003).
 
 `WeightedCategoricalCrossentropy` is one registered, serialisable Keras loss covering
-* plain categorical cross-entropy (no class weights, gamma = 0);
+* plain categorical cross-entropy (no class weights, gamma = 0): paper 003's CEL;
 * class-weighted cross-entropy: each sample's loss times the weight of its class, W . y, so with
   one-hot labels it equals Keras' `fit(class_weight=...)` (paper 001's "balanced" weights);
-* focal loss -(1 - p)^gamma log p (Lin et al. 2017, paper 003), optionally class-weighted (the
-  per-class alpha of the focal-loss paper); gamma = 0 is exactly cross-entropy.
+* focal loss -(1 - p)^gamma log p (Lin et al. 2017, paper 003's FL), optionally class-weighted
+  (the per-class alpha of the focal-loss paper, or paper 003's CB / ES); gamma = 0 is exactly CEL.
+
+Paper 003's SPL / OHEM wrap these: `skinkeras.training.selection.SelectedLoss`.
 
 Reduction is Keras' "sum_over_batch_size": sum(w_i * loss_i) / batch size, NOT divided by the sum
 of the weights (that is what `class_weight` in fit does too). Under a tf.distribute strategy each

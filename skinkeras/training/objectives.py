@@ -1,5 +1,6 @@
 """What a trainer compiles a model with: the optimizer of `train`, the classification loss (with
-class weights from the training split's counts) and the classification metrics."""
+class weights from the training split's counts, and SPL / OHEM sample selection) and the
+classification metrics."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from skinkeras.errors import SkinkerasError
 log = logging.getLogger(__name__)
 
 LOSSES = ("cce", "focal")
+SAMPLE_SELECTIONS = ("none", "spl", "ohem")
 
 
 def optimizer(train_config, precision: str | None = None):
@@ -46,18 +48,48 @@ def class_counts(table, num_classes: int) -> list[int]:
 
 
 def classification_loss(train_config, counts: Sequence[int], class_names: Sequence[str] = ()):
-    """The loss of `train.loss` weighted by `train.class_weights` computed from `counts`."""
-    from skinkeras.training.class_weights import class_weights
+    """The loss of `train.loss` (CEL or FL) weighted by `train.class_weights` computed from
+    `counts`, and with `train.sample_selection` (SPL / OHEM) a `SelectedLoss` around it; that one
+    needs `selection_callbacks` in the fit (paper 003)."""
+    from skinkeras.training.class_weights import CLASS_WEIGHT_MODES, class_weights
     from skinkeras.training.losses import build_loss
 
     t = train_config
     if t.loss not in LOSSES:
         raise SkinkerasError(f"train.loss must be {' or '.join(LOSSES)}. Received: {t.loss!r}")
-    weights = class_weights(counts, mode=t.class_weights)
+    if t.class_weights not in CLASS_WEIGHT_MODES:
+        raise SkinkerasError(f"train.class_weights must be one of {', '.join(CLASS_WEIGHT_MODES)}. "
+                             f"Received: {t.class_weights!r}")
+    beta = getattr(t, "class_weight_beta", 0.0)
+    if beta >= 1:
+        raise SkinkerasError(f"train.class_weight_beta must be < 1 (0: (N - 1) / N). Received: {beta}")
+    selection = getattr(t, "sample_selection", "none")
+    if selection not in SAMPLE_SELECTIONS:
+        raise SkinkerasError(f"train.sample_selection must be one of {', '.join(SAMPLE_SELECTIONS)}. "
+                             f"Received: {selection!r}")
+    alpha = getattr(t, "selection_alpha", 0.0)
+    if alpha < 0:
+        raise SkinkerasError(f"train.selection_alpha must be >= 0 (0: automatic). Received: {alpha}")
+    weights = [float(w) for w in class_weights(counts, mode=t.class_weights, beta=beta if beta > 0 else None)]
     if class_names:
         log.info("class weights (%s): %s", t.class_weights,
                  ", ".join(f"{n} {w:.2f}" for n, w in zip(class_names, weights)))
-    return build_loss(t.loss, class_weights=list(map(float, weights)), focal_gamma=t.focal_gamma)
+    if selection == "none":
+        return build_loss(t.loss, class_weights=weights, focal_gamma=t.focal_gamma)
+    from skinkeras.training.selection import SelectedLoss
+
+    # The ranking is by the unweighted loss; the class weights multiply the chosen samples.
+    return SelectedLoss(build_loss(t.loss, focal_gamma=t.focal_gamma), mode=selection, epochs=t.epochs,
+                        alpha=alpha, class_weights=None if t.class_weights == "none" else weights)
+
+
+def selection_callbacks(train_config) -> list:
+    """The callbacks the loss of `classification_loss` needs in `fit`: the epoch of SPL / OHEM."""
+    if getattr(train_config, "sample_selection", "none") == "none":
+        return []
+    from skinkeras.training.selection import SelectionSchedule
+
+    return [SelectionSchedule()]
 
 
 def classification_metrics(num_classes: int) -> list:

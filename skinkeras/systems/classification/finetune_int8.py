@@ -100,7 +100,10 @@ def finetune_quantization_aware(source_run, out_dir, *, epochs: int = 16, learni
     log.info("%s: %d int8 roundings simulated, %d BatchNormalization layers frozen", model.name,
              len(fake_quants), frozen)
     num_classes = len(data.class_names)
-    loss = classification_loss(config.train, class_counts(data.part("train"), num_classes), data.class_names)
+    # No SPL / OHEM here: the curriculum belongs to training from scratch, and the loss also scores
+    # validation (`validate` below), where every sample counts.
+    loss = classification_loss(dataclasses.replace(config.train, sample_selection="none"),
+                               class_counts(data.part("train"), num_classes), data.class_names)
     simulated.compile(optimizer=keras.optimizers.Adam(learning_rate, epsilon=config.train.adam_epsilon),
                       loss=loss, metrics=classification_metrics(num_classes))
 

@@ -27,6 +27,7 @@ def train(config, run_dir, *, resume: bool = False, verbose="auto", classifier_o
         classification_loss,
         classification_metrics,
         optimizer,
+        selection_callbacks,
     )
 
     config, run, state = start_run(config, run_dir, resume=resume)
@@ -58,6 +59,6 @@ def train(config, run_dir, *, resume: bool = False, verbose="auto", classifier_o
         model, run, train_config=t, state=state,
         train_data=lambda epoch: make_dataset(config, data, "train", training=True, epoch=epoch),
         steps=steps, val_data=make_dataset(config, data, "val", training=False), val_steps=-(-sizes["val"] // batch),
-        images_per_epoch=steps * batch, verbose=verbose)
+        images_per_epoch=steps * batch, extra_callbacks=selection_callbacks(t), verbose=verbose)
     return write_summary(config, run, result, monitor=t.monitor, precision=precision,
                          replicas=strategy.num_replicas_in_sync, split_sizes=sizes)
