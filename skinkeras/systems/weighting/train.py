@@ -85,7 +85,7 @@ def train_weighting(config, run_dir, *, resume: bool = False, verbose="auto") ->
         for k in range(num_splits):
             cell = run.cell(row_id, k)
             if not cell.is_done():
-                train_cell(row, config, table, splits, k, cell, taxonomy=taxonomy, dtype=dtype, verbose=verbose)
+                train_cell(row, config, table, splits, k, cell, taxonomy=taxonomy, dtype=dtype)
             parts.append(Predictions.read(cell.predictions))
         seconds[row_id] = round(time.monotonic() - row_started, 1)
     Predictions.concat(parts).write(run.predictions)
@@ -108,7 +108,7 @@ def _taxonomy(class_names):
                              f"{', '.join(class_names)}") from None
 
 
-def train_cell(row, config, table, splits, k: int, cell: Cell, *, taxonomy, dtype: str, verbose="auto") -> None:
+def train_cell(row, config, table, splits, k: int, cell: Cell, *, taxonomy, dtype: str) -> None:
     """Trains one row on split k, keeps its best validation epoch and writes its test predictions."""
     import keras
 
@@ -142,12 +142,17 @@ def train_cell(row, config, table, splits, k: int, cell: Cell, *, taxonomy, dtyp
     callbacks = [StopOnNonFiniteLoss(), MilestoneSchedule(t.learning_rate, t.epochs, tuple(t.lr_milestones),
                                                           t.milestone_factor, t.min_learning_rate),
                  *selection_callbacks(t)]
-    steps = t.steps_per_epoch or None
+    # Explicit step counts (the stream's cardinality is unknown to Keras; training drops the last,
+    # smaller batch): a whole pass, or train.steps_per_epoch batches of the repeated stream.
+    steps = t.steps_per_epoch or len(train) // config.data.batch_size
+    if not steps:
+        raise SkinkerasError(f"split {k}: {len(train)} training images, fewer than one batch "
+                             f"(data.batch_size={config.data.batch_size})")
     history, best = [], {"bacc": -np.inf, "epoch": 0, "weights": None}
     for epoch in range(t.epochs):
         dataset = data.training_stream(config, train, epoch=epoch, num_classes=num_classes, hierarchy=hierarchy,
                                        sample_weights=sample_weights)
-        if steps:
+        if t.steps_per_epoch:
             dataset = dataset.repeat()
         epoch_started = time.monotonic()
         logs = train_model.fit(dataset, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps, verbose=0,
@@ -161,7 +166,7 @@ def train_cell(row, config, table, splits, k: int, cell: Cell, *, taxonomy, dtyp
             if record["val_balanced_accuracy"] > best["bacc"]:
                 best.update(bacc=record["val_balanced_accuracy"], epoch=epoch + 1, weights=model.get_weights())
         history.append(record)
-        if verbose and verbose != "auto" or (epoch + 1) % 10 == 0:
+        if (epoch + 1) % 10 == 0 and epoch + 1 < t.epochs:
             log.info("%s split %d: epoch %d/%d, loss %.3f%s", row.id, k, epoch + 1, t.epochs, record["loss"],
                      f", val BAcc {record['val_balanced_accuracy']:.3f}" if "val_balanced_accuracy" in record else "")
     if best["weights"] is not None:
@@ -174,7 +179,7 @@ def train_cell(row, config, table, splits, k: int, cell: Cell, *, taxonomy, dtyp
     selection = {
         "row": row.id, "split": k, "epochs": t.epochs, "optimizer": t.optimizer, "learning_rate": t.learning_rate,
         "loss": t.loss, "class_weights": t.class_weights, "sample_selection": t.sample_selection,
-        "class_counts": counts, "chosen_epoch": best["epoch"],
+        "class_counts": counts, "steps_per_epoch": steps, "chosen_epoch": best["epoch"],
         "best_val_balanced_accuracy": None if best["weights"] is None else best["bacc"],
         "train_images": len(train), "val_images": len(val), "test_images": len(test), "history": history,
         "seconds": round(time.monotonic() - started, 2)}
