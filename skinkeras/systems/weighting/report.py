@@ -227,7 +227,8 @@ def plot_balanced_accuracy(metrics: dict, path) -> Path:
                 ax.plot([low, high], [y + offset, y + offset], color=color, linewidth=1)
         paper = (r.get("paper") or {}).get("balanced_accuracy")
         if paper is not None:
-            ax.plot(paper / 100, y, marker="D", color="#dd8452", markersize=5, label="paper" if y == 0 else None)
+            ax.plot(paper / 100, y, marker="D", linestyle="none", color="#dd8452", markersize=5,
+                    label="paper" if y == 0 else None)
     ax.set_yticks(range(len(rows)), [row_id for row_id, _ in rows], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
