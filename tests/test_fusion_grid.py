@@ -262,3 +262,23 @@ def test_clinical_rows_on_a_dataset_without_clinical_images_fail_in_one_line(tmp
     with pytest.raises(SkinkerasError, match="need clinical images and no case"):
         train_experiment(tiny_config(tmp_path / "data", "data.dataset=folder", "fusion.rows=dsc_macro_emb"),
                          tmp_path / "run", verbose=0)
+
+
+def test_frozen_towers_keep_their_members_weights(grid, tmp_path):
+    """tower_init=members with joint_freeze_towers: only what follows the concatenation trains."""
+    from skinkeras.saving import load_model
+    from skinkeras.runs import train_experiment
+
+    root, _, _ = grid
+    run = tmp_path / "frozen"
+    train_experiment(tiny_config(root, "fusion.rows=dsc_macro_emb", "fusion.tower_init=members",
+                                 "fusion.joint_freeze_towers=true", "fusion.epochs=1", "fusion.joint_epochs=2"),
+                     run, verbose=0)
+    selection = json.loads((run / "cells" / "dsc_macro_emb" / "fold_0" / "selection.json").read_text())
+    assert selection["towers_frozen"] and selection["epochs"] == 2
+    assert sorted(selection["towers_started_from"]) == ["dsc_tower <- dsc_emb", "macro_tower <- macro_emb"]
+    fused = load_model(run / "cells" / "dsc_macro_emb" / "fold_0" / "model.keras", compile=False)
+    for member, tower in (("dsc_emb", "dsc_tower"), ("macro_emb", "macro_tower")):
+        source = load_model(run / "cells" / member / "fold_0" / "model.keras", compile=False).get_layer(tower)
+        for got, want in zip(fused.get_layer(tower).get_weights(), source.get_weights()):
+            np.testing.assert_array_equal(got, want)

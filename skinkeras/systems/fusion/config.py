@@ -41,6 +41,9 @@ class FusionConfig:
     tower_init: str = "scratch"
     joint_epochs: int = 0  # 0: epochs
     joint_learning_rate: float = 0.0  # 0: learning_rate
+    # With tower_init="members": keep the towers' weights (and batch-norm statistics) fixed and train
+    # only what follows the concatenation (late fusion of the one-image rows' features).
+    joint_freeze_towers: bool = False
     augment: bool = True  # flips, right-angle rotations, brightness / contrast; each image on its own
     # Metadata fields: age / sex / site through the shared encoding (site vocabulary of the dataset),
     # others (derm7pt: elevation) one-hot over the values seen in training. A field the dataset lacks

@@ -304,6 +304,10 @@ def fit_network_cell(row, config, cases, metadata, train, val, test, cell: Cell,
     epochs, learning_rate = f.epochs, f.learning_rate
     if start_from:
         epochs, learning_rate = f.joint_epochs or f.epochs, f.joint_learning_rate or f.learning_rate
+        if f.joint_freeze_towers:
+            for layer in model.layers:
+                if layer.name.endswith("_tower"):
+                    layer.trainable = False  # Keras 3: a frozen BatchNormalization also runs in inference mode
     model.compile(optimizer=optimizer(dataclasses.replace(config.train, learning_rate=learning_rate), dtype),
                   loss="categorical_crossentropy", jit_compile=False)
     history, best = [], {"map": -np.inf, "epoch": 0, "weights": None}
@@ -325,6 +329,7 @@ def fit_network_cell(row, config, cases, metadata, train, val, test, cell: Cell,
     probabilities = fusion_data.predict(model, row, cases, metadata, test)
     keras.backend.clear_session(free_memory=True)
     return probabilities, {"epochs": epochs, "learning_rate": learning_rate, "chosen_epoch": best["epoch"],
+                           "towers_frozen": bool(start_from) and f.joint_freeze_towers,
                            "best_val_map": best["map"], "towers_started_from": copied, "history": history,
                            "summary": f"epoch {best['epoch']} of {epochs} (val mAP {best['map']:.3f})"
                                       + (f", towers from {', '.join(c.split(' <- ')[1] for c in copied)}" if copied else "")}
