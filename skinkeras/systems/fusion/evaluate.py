@@ -67,7 +67,8 @@ def summary_line(metrics: dict) -> str:
     best = max((r for r in rows.values() if r["estimate"]["map"] is not None), key=lambda r: r["estimate"]["map"])
     line = f"best mAP {best['estimate']['map']:.3f} ({best['label']}, {best['group']})"
     for test in metrics["permutation"]:
-        if test["row"] == "dsc_macro_meta_emb":
-            line += (f"; dsc + macro + meta vs dsc: mAP {test['map_row']:.3f} vs {test['map_against']:.3f} "
-                     f"(p = {test['p_value']:.4f})")
+        if test["row"] in ("dsc_macro_meta_emb", "dsc_macro_meta_noemb"):
+            head = "with" if test["row"].endswith("_emb") else "without"
+            line += (f"; dsc + macro + meta vs dsc ({head} the embedding network): mAP {test['map_row']:.3f} vs "
+                     f"{test['map_against']:.3f} (p = {test['p_value']:.4f})")
     return line
