@@ -39,6 +39,8 @@ sizes 404 / 202 / 405; test: 405 cases, 13 without a clinical image (predicted b
   dermoscopy + metadata member stopped at epoch 39 (test mAP 0.602, below dsc alone), and the frozen
   late fusion inherits it; validation mAP also preferred the head without the embedding network
   (0.830 against 0.779).
+`predict` / `export` deploy dsc + macro + meta without the embedding network here (`fusion.deploy_row`;
+the paper config deploys the embedding-network row): the head validation mAP preferred.
 These are small from-scratch models on generated images whose two views carry independent evidence
 by construction: they show the method and the protocol, not the paper's numbers.
 """
@@ -60,5 +62,5 @@ def get_config():
         task_config=FusionConfig(protocol="official", backbone="TinyCNN", image_size=128, epochs=100,
                                  learning_rate=1e-3, batch_size=32, embedding_units=(256, 256),
                                  tower_init="members", joint_epochs=40, joint_learning_rate=1e-3,
-                                 joint_freeze_towers=True),
+                                 joint_freeze_towers=True, deploy_row="dsc_macro_meta_noemb"),
     )
