@@ -50,6 +50,6 @@ def get_config():
         train=TrainConfig(optimizer="adam", adam_epsilon=1e-7, focal_gamma=1.0, lr_schedule="milestones",
                           lr_milestones=(0.5, 0.75), milestone_factor=0.1, early_stopping_patience=0,
                           class_weights="none", precision="float32"),
-        task_config=WeightingConfig(rows=rows.rows_of(optimizer="adam"), flat_epochs=20, hierarchical_epochs=16,
+        task_config=WeightingConfig(rows=rows.rows_of(optimizer="adam"), flat_epochs=10, hierarchical_epochs=8,
                                     adam_learning_rate=1e-3, lstm_units=64, cbam_ratio=8),
     )
