@@ -12,6 +12,8 @@ Layout of a run (`skinkeras train` writes it; `evaluate`, `predict`, `export` an
     history.csv, logs/       per-epoch metrics (CSV) and TensorBoard logs
     run.json                 summary: epochs, best epoch, time, images/s
     int8_ranges.json         activation ranges of a quantization-aware fine-tuned run
+    decision_rule.json       the prior adjustment of the softmax fitted on the val split (classification;
+                             absent: the plain softmax)
     folds.csv, fold_<k>/     k-fold cross-validation: lesion -> fold, and one complete run per fold
     evaluation_<split>/      metrics.json, report.md, predictions.csv (+ plots) of `skinkeras evaluate`
     export/saved_model/, export/tflite_<quantize>/   `skinkeras export`
@@ -39,6 +41,7 @@ HISTORY = "history.csv"
 LOGS = "logs"
 SUMMARY = "run.json"
 INT8_RANGES = "int8_ranges.json"
+DECISION_RULE = "decision_rule.json"
 FOLDS = "folds.csv"
 EXPORT = "export"
 
@@ -100,6 +103,7 @@ class RunDirectory:
     logs = property(lambda self: self.path / LOGS)
     summary = property(lambda self: self.path / SUMMARY)
     int8_ranges = property(lambda self: self.path / INT8_RANGES)
+    decision_rule = property(lambda self: self.path / DECISION_RULE)
     folds = property(lambda self: self.path / FOLDS)
 
     def model_file(self, which: str = "best") -> Path:

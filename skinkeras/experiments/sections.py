@@ -95,6 +95,9 @@ class TrainConfig:
     strategy: str = "default"  # default | mirrored | multiworker
     seed: int = 0
     steps_per_epoch: int = 0  # 0: one pass over the training split
+    # After training (classification): "prior" fits the softmax / prior^tau rule for balanced
+    # accuracy on the val split (decision_rule.json) | "none": the plain softmax
+    decision_rule: str = "prior"
     max_minutes: float = 0.0  # stop (cleanly, after the current epoch) once this much time is used; 0: no limit
 
 

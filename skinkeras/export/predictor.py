@@ -10,6 +10,10 @@ per call). Each kind prepares the image the way its users do: the Keras model of
 `serving.preprocess_images` (the evaluation pipeline), the SavedModel inside its graph, the TFLite
 model with the app-side resize and `encode_numpy` described in its metadata_encoding.json. Metadata values are checked first (`check_metadata`), so a typo in
 a site is an error, not a silent "unknown".
+
+Every kind returns the probabilities of the run's decision rule (`skinkeras.evaluation.decision_rule`,
+absent: the plain softmax): a run's predictor and a TFLite predictor adjust the model's softmax on
+the host (the .tflite returns it plain), a serving SavedModel's graph adjusts it itself.
 """
 
 from __future__ import annotations
@@ -117,7 +121,7 @@ class Predictor:
         `extra`: the per-case inputs of a predictor that takes them (`extra_inputs`)."""
         self.check_extra_inputs(extra)
         age, sex, site = check_metadata(self.spec, age, sex, site)
-        return self._predict(np.asarray(pixels, np.uint8), age, sex, site)
+        return self.decide(self._predict(np.asarray(pixels, np.uint8), age, sex, site))
 
     def predict_many(self, images, metadata=None) -> np.ndarray:
         """float32[N, C] for a list of uint8 images `[H, W, 3]` (any sizes) and, per image, an
@@ -130,7 +134,14 @@ class Predictor:
             raise ValueError(f"{len(metadata)} metadata rows for {len(images)} images")
         if not images:
             return np.zeros((0, self.spec.num_classes), np.float32)
-        return np.asarray(self._predict_many(images, metadata), np.float32)
+        return np.asarray(self.decide(self._predict_many(images, metadata)), np.float32)
+
+    def decide(self, probabilities) -> np.ndarray:
+        """The run's decision rule on the model's softmax, unless the model applied it already."""
+        rule = getattr(self.spec, "decision_rule", None)
+        if rule is None or getattr(self.spec, "rule_in_model", False):
+            return probabilities
+        return rule.apply(probabilities).astype(np.float32)
 
     def _predict(self, pixels, age, sex, site):
         raise NotImplementedError

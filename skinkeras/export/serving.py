@@ -16,7 +16,10 @@ takes what an app has:
     site    string[None]                 anatomical site, see the vocabulary (metadata models only)
 
 and returns `probabilities` float32[None, C], `top_class` string[None] and `class_names`
-string[C]. Resizing, colour constancy, metadata encoding and the backbone's input scaling are all
+string[C]. For a run with a decision rule (decision_rule.json) `probabilities` are the adjusted
+ones, softmax * prior^-tau renormalised inside the graph, and `top_class` their argmax: what
+`skinkeras evaluate` scored. metadata_encoding.json describes the rule under `decision_rule`
+(`applied_in_model` true here; a .tflite model returns the plain softmax and the app applies it). Resizing, colour constancy, metadata encoding and the backbone's input scaling are all
 graph ops, so `tf.saved_model.load` needs neither skinkeras nor Keras.
 """
 
@@ -46,13 +49,21 @@ class RunSpec:
     image_size: int
     metadata: object | None  # MetadataEncoding or None
     color_constancy: bool = False
+    decision_rule: object | None = None  # skinkeras.evaluation.decision_rule.DecisionRule or None
+    rule_in_model: bool = False  # the model's outputs are already adjusted (a serving SavedModel)
+
+    @property
+    def applies_rule(self) -> bool:
+        """Whether a predictor must adjust the model's probabilities itself."""
+        return self.decision_rule is not None and not self.rule_in_model
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def encoding_description(self) -> dict:
-        """The contract an app needs, written as metadata_encoding.json beside every export."""
+    def encoding_description(self, *, rule_in_model: bool = False) -> dict:
+        """The contract an app needs, written as metadata_encoding.json beside every export
+        (`rule_in_model`: the export's graph applies the decision rule itself)."""
         from skinkeras.data.metadata import SEXES
 
         description = {
@@ -75,6 +86,11 @@ class RunSpec:
                 "site_vocabulary": list(enc.sites),
                 "categories": "one-hot, lower-case; a value outside the vocabulary is 'unknown'",
             }
+        if self.decision_rule is not None:  # absent for a run without one: the plain softmax
+            description["decision_rule"] = dict(
+                self.decision_rule.to_dict(), applied_in_model=bool(rule_in_model),
+                how=("the model's probabilities are already adjusted" if rule_in_model else
+                     "the model returns the plain softmax p: the app computes p * prior^-tau, divided by its sum"))
         return description
 
     @classmethod
@@ -87,14 +103,23 @@ class RunSpec:
         if meta:
             encoding = MetadataEncoding(age_mean=float(meta["age_mean"]), age_std=float(meta["age_std"]),
                                         sites=tuple(meta["site_vocabulary"]))
+        rule = description.get("decision_rule")
         return cls(class_names=tuple(description["class_names"]), image_size=int(description["input_size"][0]),
-                   metadata=encoding, color_constancy=bool(description.get("color_constancy")))
+                   metadata=encoding, color_constancy=bool(description.get("color_constancy")),
+                   decision_rule=_rule_from(rule), rule_in_model=bool(rule and rule.get("applied_in_model")))
+
+
+def _rule_from(values):
+    from skinkeras.evaluation.decision_rule import DecisionRule
+
+    return DecisionRule.from_dict(values) if values else None
 
 
 def load_run_spec(run_dir) -> RunSpec:
     """The `RunSpec` of a run directory written by `skinkeras train`."""
     from skinkeras.data.metadata import MetadataEncoding
     from skinkeras.engine.run_directory import as_run
+    from skinkeras.evaluation.decision_rule import read_rule
 
     run = as_run(run_dir)
     preprocessing = run.read_preprocessing()
@@ -106,6 +131,7 @@ def load_run_spec(run_dir) -> RunSpec:
         image_size=int(preprocessing["image_size"]),
         metadata=MetadataEncoding.from_config(metadata) if metadata else None,
         color_constancy=color_constancy,
+        decision_rule=read_rule(run),
     )
 
 
@@ -140,9 +166,13 @@ def serving_archive(model, spec: RunSpec):
 
     class_names = tf.constant(list(spec.class_names))
     size, color_constancy, encoding = spec.image_size, spec.color_constancy, spec.metadata
+    rule = spec.decision_rule
 
     def outputs(probabilities):
         probabilities = tf.cast(probabilities, tf.float32)
+        if rule is not None:  # the decision rule, constants from decision_rule.json
+            probabilities = probabilities * tf.constant(rule.weights())
+            probabilities = probabilities / tf.reduce_sum(probabilities, axis=-1, keepdims=True)
         return {
             "probabilities": probabilities,
             "top_class": tf.gather(class_names, tf.argmax(probabilities, axis=-1)),
@@ -257,8 +287,9 @@ def write_sidecar_files(directory, spec: RunSpec, info: dict | None = None) -> l
     (`info` plus the model's size on disk, measured before the sidecar files are added)."""
     directory = Path(directory)
     info = dict(info or {}, size_bytes=directory_size(directory))
+    description = spec.encoding_description(rule_in_model=info.get("format") == "saved_model")
     (directory / LABELS_FILE).write_text("\n".join(spec.class_names) + "\n")
-    (directory / ENCODING_FILE).write_text(json.dumps(spec.encoding_description(), indent=2) + "\n")
+    (directory / ENCODING_FILE).write_text(json.dumps(description, indent=2) + "\n")
     (directory / EXPORT_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
     return [LABELS_FILE, ENCODING_FILE, EXPORT_INFO_FILE]
 

@@ -13,7 +13,11 @@ balanced accuracy of both and its change. Pass criteria (module constants):
     TFLite dynamic range         top-1 agreement >= 98 %
     TFLite int8                  top-1 agreement >= 98 %
 
-and, for every kind, the Keras model's probabilities must vary across the images (std > 1e-6):
+Both sides use the run's decision rule (decision_rule.json): the Keras probabilities are adjusted
+here, the SavedModel adjusts inside its graph, a .tflite model's softmax is adjusted here as its
+app does (metadata_encoding.json).
+
+And, for every kind, the Keras model's probabilities must vary across the images (std > 1e-6):
 a model whose outputs do not depend on the image would agree with any export.
 """
 
@@ -173,16 +177,20 @@ def verify_export(export_path, run_dir, *, data_root=None, split: str = "test", 
     labels, keras_probs, export_probs = [], [], []
     chunk = []
 
+    def decide(probabilities):
+        probabilities = np.asarray(probabilities, np.float32)
+        return probabilities if spec.decision_rule is None else spec.decision_rule.apply(probabilities).astype(np.float32)
+
     def flush():
         images = np.stack([c[1] for c in chunk])
         inputs = {"image": images}
         if spec.metadata is not None:
             inputs["metadata"] = np.stack([c[2] for c in chunk])
-        keras_probs.append(np.asarray(model.predict_on_batch(inputs), np.float32))
+        keras_probs.append(decide(model.predict_on_batch(inputs)))
         if kind == "saved_model":
             export_probs.append(runner.predict_raw([c[3] for c in chunk], [c[4] for c in chunk]))
         else:
-            export_probs.append(np.stack([runner.predict(c[1], c[2]) for c in chunk]))
+            export_probs.append(decide(np.stack([runner.predict(c[1], c[2]) for c in chunk])))
         labels.extend(c[0] for c in chunk)
         chunk.clear()
 

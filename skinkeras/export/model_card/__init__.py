@@ -47,6 +47,8 @@ def write_model_card(run_dir, out_dir, *, export_info: dict | None = None) -> Pa
         results.evaluation(facts),
         results.input_contract(facts),
     ]
+    if facts.decision_rule:  # absent from runs without one: their cards are as before
+        sections.append(results.decision_rule(facts))
     if facts.export_info:
         sections.append(results.export_section(facts))
     sections.append(describe.limitations(facts))

@@ -56,6 +56,11 @@ class RunFacts:
         return self.config.get("split") or legacy
 
     @property
+    def decision_rule(self) -> dict | None:
+        """decision_rule.json of the run (None: the plain softmax, older runs included)."""
+        return _read_json(self.run.decision_rule)
+
+    @property
     def class_names(self) -> list:
         return list(self.preprocessing.get("class_names") or [])
 

@@ -161,6 +161,31 @@ def input_contract(facts) -> str:
     return "\n".join(lines)
 
 
+def decision_rule(facts) -> str:
+    """The run's decision rule for balanced accuracy ("" for a run without one)."""
+    rule = facts.decision_rule
+    if not rule:
+        return ""
+    prior = rule.get("prior") or []
+    names = facts.class_names if len(facts.class_names) == len(prior) else [str(k) for k in range(len(prior))]
+    lines = [
+        "## Decision rule",
+        "",
+        f"The probabilities every output returns are the softmax divided by the training prior to the power "
+        f"tau = {number(rule.get('tau'), 2)} and renormalised (p * prior^-tau / sum), which favours the rare "
+        f"classes for balanced accuracy. tau was chosen on the {rule.get('fitted_on', 'val')} split: its "
+        f"balanced accuracy {number(rule.get('bacc_before'))} with the plain softmax, "
+        f"{number(rule.get('bacc_after'))} with the rule. The SavedModel applies it inside the graph; a "
+        "TFLite model returns the plain softmax and the app applies the rule (metadata_encoding.json, "
+        "`decision_rule`); `skinkeras evaluate` and `skinkeras predict` apply it.",
+        "",
+    ]
+    lines += markdown_table(("class", "training prior", "factor prior^-tau"),
+                            [(f"`{name}`", number(p), number(max(p, 1e-6) ** -float(rule.get("tau", 0.0)), 3))
+                             for name, p in zip(names, prior)])
+    return "\n".join(lines)
+
+
 def export_section(facts) -> str:
     info = dict(facts.export_info)
     lines = ["## This export", ""]

@@ -4,6 +4,10 @@
 its dataset, or with `split="all"` on every image under another root (an external test set holding
 some or all of the run's classes: metrics are taken over the classes present), and returns the `Predictions`; `score(predictions, out_dir)`
 computes the metrics and writes metrics.json, report.md and the plots.
+
+A run with a decision rule (decision_rule.json, `skinkeras.evaluation.decision_rule`) predicts the
+adjusted probabilities, as its predictor and exports do; metrics.json records the rule and the
+balanced accuracy of the plain softmax beside it.
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ def predict(run_dir, data_root, *, dataset: str | None = None, split: str = "tes
             batch_size: int = 32, model=None, fold: int | None = None, **_):
     """The run's best model's predictions on `split` (see the module docstring)."""
     from skinkeras.engine.run_directory import load_run_model
+    from skinkeras.evaluation.decision_rule import read_rule
     from skinkeras.evaluation.predictions import Predictions
 
     run = as_run(run_dir)
@@ -75,6 +80,9 @@ def predict(run_dir, data_root, *, dataset: str | None = None, split: str = "tes
     color_constancy = run.read_config().data.color_constancy
     y_true, y_prob, ids = predict_table(model, table, preprocessing, multi_crop=multi_crop, batch_size=batch_size,
                                         color_constancy=color_constancy)
+    rule = read_rule(run)
+    if rule is not None:
+        y_prob = rule.apply(y_prob)
     groups = table.samples.set_index("image_id").loc[ids, "lesion_id"].to_numpy()
     return Predictions.from_probabilities(ids=ids, probabilities=y_prob, class_names=class_names, y_true=y_true,
                                           groups=groups, model=_model_name(run), fold=fold)
@@ -101,12 +109,30 @@ def score(predictions, out_dir, *, run_dir=None, title: str = "", split: str = "
                               target_sensitivity=target_sensitivity, seed=seed)
     metrics["split"] = split
     metrics["multi_crop"] = multi_crop
+    if run_dir is not None:
+        metrics.update(decision_rule_metrics(run_dir, y_true, y_prob))
     metrics.update(extra or {})
     metrics["summary"] = summary_line(metrics)
     name = as_run(run_dir).name if run_dir is not None else Path(out_dir).name
     files = write_report(metrics, out_dir, y_true, y_prob, class_names,
                          title=title or f"{name}: {split} split ({len(y_true)} images)")
     return metrics, files
+
+
+def decision_rule_metrics(run_dir, y_true, y_prob) -> dict:
+    """The run's decision rule and the balanced accuracy without it ({} for a run without one).
+
+    The predictions hold the adjusted probabilities; the plain softmax is recovered exactly by the
+    inverse adjustment (tau -> -tau), so a reader sees both scores of the same images.
+    """
+    from skinkeras.evaluation.decision_rule import adjust, balanced_accuracy, read_rule
+
+    rule = read_rule(run_dir)
+    if rule is None:
+        return {}
+    plain = adjust(y_prob, rule.prior, -rule.tau)
+    return {"decision_rule": rule.to_dict(),
+            "balanced_accuracy_without_decision_rule": balanced_accuracy(y_true, plain)}
 
 
 def summary_line(metrics: dict) -> str:

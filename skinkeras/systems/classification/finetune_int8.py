@@ -59,7 +59,7 @@ def finetune_quantization_aware(source_run, out_dir, *, epochs: int = 16, learni
 
     `out_dir` gets the source's config and lesion split (so the test split stays unseen), its own
     best.keras (the plain model at the best validation score, epoch 0 being the source model
-    itself), int8_ranges.json, history.csv and run.json; evaluate and export it like any run.
+    itself), int8_ranges.json, decision_rule.json (`train.decision_rule`), history.csv and run.json; evaluate and export it like any run.
     Returns run.json's contents.
     """
     import keras
@@ -144,7 +144,10 @@ def finetune_quantization_aware(source_run, out_dir, *, epochs: int = 16, learni
 
     from skinkeras.engine.callbacks import load_run_state
 
+    from skinkeras.systems.classification.train import fit_decision_rule
+
     history = (load_run_state(out) or {}).get("checkpoint", {}).get("history", [])
+    fit_decision_rule(config, out, data)  # the fine-tuned best model's own rule, as a trained run's
     return write_summary(dataclasses.replace(config, train=train_config), out, result, monitor=monitor,
                          precision=model.dtype_policy.name, **{RUN_INFO_KEY: {
                              "source_run": str(source.path.resolve()),

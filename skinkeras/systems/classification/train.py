@@ -30,6 +30,7 @@ def train(config, run_dir, *, resume: bool = False, verbose="auto", classifier_o
         selection_callbacks,
     )
 
+    check_decision_rule(config)
     config, run, state = start_run(config, run_dir, resume=resume)
     data = prepare_data(config, run, table=table)
     data = dataclasses.replace(data, table=check_images_once(data.table, run))
@@ -60,5 +61,46 @@ def train(config, run_dir, *, resume: bool = False, verbose="auto", classifier_o
         train_data=lambda epoch: make_dataset(config, data, "train", training=True, epoch=epoch),
         steps=steps, val_data=make_dataset(config, data, "val", training=False), val_steps=-(-sizes["val"] // batch),
         images_per_epoch=steps * batch, extra_callbacks=selection_callbacks(t), verbose=verbose)
+    rule = fit_decision_rule(config, run, data)
     return write_summary(config, run, result, monitor=t.monitor, precision=precision,
-                         replicas=strategy.num_replicas_in_sync, split_sizes=sizes)
+                         replicas=strategy.num_replicas_in_sync, split_sizes=sizes,
+                         decision_rule_tau=None if rule is None else rule.tau)
+
+
+DECISION_RULES = ("prior", "none")
+
+
+def check_decision_rule(config) -> str:
+    """`train.decision_rule`, refused before training rather than after it."""
+    from skinkeras.errors import SkinkerasError
+
+    choice = getattr(config.train, "decision_rule", "prior")
+    if choice not in DECISION_RULES:
+        raise SkinkerasError(f"train.decision_rule must be one of {', '.join(DECISION_RULES)}. Received: {choice!r}")
+    return choice
+
+
+def fit_decision_rule(config, run, data):
+    """Fits the prior adjustment (`skinkeras.evaluation.decision_rule`) on the best model's val
+    predictions and writes decision_rule.json; None (no file) with `train.decision_rule = none`.
+
+    Written before run.json, so a finished run always holds the rule it was trained with. The prior
+    is the train split's class frequencies: what the softmax learned to expect.
+    """
+    from skinkeras.engine.run_directory import load_run_model
+    from skinkeras.evaluation.decision_rule import DecisionRule, class_prior
+    from skinkeras.systems.classification.evaluate import predict_table
+
+    choice = check_decision_rule(config)
+    if run.decision_rule.exists():
+        run.decision_rule.unlink()  # a resumed run refits on its new best model
+    if choice == "none" or len(data.part("val")) == 0 or not run.best_model.exists():
+        return None
+    num_classes = len(data.class_names)
+    prior = class_prior(data.part("train").samples["label_index"], num_classes)
+    labels, probs, _ = predict_table(load_run_model(run), data.part("val"), run.read_preprocessing(),
+                                     batch_size=config.data.batch_size, color_constancy=config.data.color_constancy)
+    rule = DecisionRule.fit(labels, probs, prior)
+    rule.write(run.decision_rule)
+    log.info("decision rule: %s", rule.describe())
+    return rule
