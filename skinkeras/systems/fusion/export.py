@@ -155,6 +155,7 @@ def verify_against_predictor(export_path, predictor, *, data_root=None, limit: i
 
     from skinkeras.data.images import read_image_rgb
     from skinkeras.data.registry import load_dataset
+    from skinkeras.engine.run_data import read_split
     from skinkeras.export.verify import compare_predictions
 
     config = predictor.config
@@ -164,7 +165,7 @@ def verify_against_predictor(export_path, predictor, *, data_root=None, limit: i
     except SkinkerasError as error:
         raise SkinkerasError(f"verifying the export needs cases of the run's dataset ({error}): pass "
                              f"--data-root DIR, or --no-verify") from None
-    split = dict(zip(*[np.asarray(c) for c in _split_columns(predictor.run)]))
+    split = read_split(predictor.run) or {}
     samples = table.samples[table.samples["image_id"].astype(str).map(split) == "test"].sort_values("image_id")
     count = limit or VERIFY_CASES
     if "clinical_path" in samples and (samples["clinical_path"].astype(str) == "").any():
@@ -204,13 +205,6 @@ def verify_against_predictor(export_path, predictor, *, data_root=None, limit: i
                   cases=[str(i) for i in samples["image_id"]], predicted_by=used, export=str(export_path),
                   run=str(predictor.run.path), split="test")
     return result
-
-
-def _split_columns(run):
-    import pandas as pd
-
-    frame = pd.read_csv(run.split, dtype=str, keep_default_na=False)
-    return frame["image_id"], frame["split"]
 
 
 def export_fusion(run_dir, fmt: str = "saved_model", *, out_dir=None, force: bool = False, verify: bool = True,
