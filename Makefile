@@ -10,6 +10,7 @@ RUN_DIR ?=
 SYNTH_DIR ?= runs/synthetic_ham10000
 SYNTH_N ?= 600
 SET ?=
+EXPERIMENT ?=
 PYTEST_ARGS ?=
 # Tests run in parallel processes; a file stays in one process (its fixtures are built once) unless
 # tests/conftest.py spreads it (SPREAD).
@@ -37,7 +38,7 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest -q $(XDIST) $(PYTEST_ARGS)
 
 train-ham10000: $(STAMP)
-	@$(BIN)/python apps/train_ham10000.py --data "$(DATA)" --out "$(RUN_DIR)" \
+	@$(BIN)/python apps/train_ham10000.py --data "$(DATA)" --out "$(RUN_DIR)" --experiment "$(EXPERIMENT)" \
 		--synthetic-dir "$(SYNTH_DIR)" --synthetic-n $(SYNTH_N) $(foreach s,$(SET),--set $(s))
 
 # Paper 002's two-stage pipeline on ISIC 2017 (DATA= the release folder, SEGMENTER= a U-Net run from

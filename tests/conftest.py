@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# No network in tests: configs asking for ImageNet weights fall back at once (skinkeras.models.pretrained).
+os.environ.setdefault("SKINKERAS_OFFLINE", "1")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SKINKERAS_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))

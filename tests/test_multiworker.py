@@ -306,7 +306,7 @@ def test_mirrored_strategy_over_two_logical_cpus_synchronizes_batch_norm(toy_dat
 
 TINY_CLASSIFIER = ["data.dataset=ham10000", "data.image_size=32", "data.batch_size=8", "data.augment=false",
                    "model.backbone=MobileNetV3Small", "model.head=gap", "model.metadata_branch=none",
-                   "train.early_stopping_patience=0"]
+                   "train.early_stopping_patience=0", "model.weights="]
 
 
 @pytest.mark.slow

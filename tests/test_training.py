@@ -29,6 +29,7 @@ TINY = [
     "model.metadata_branch=gessert",
     "train.epochs=2",
     "train.early_stopping_patience=0",
+    "model.weights=",
 ]
 
 

@@ -160,7 +160,8 @@ def test_folder_csv_paths_must_stay_inside_the_root_unless_allowed(tmp_path):
 def test_settings_no_training_can_run_with_are_one_line_errors(ham, tmp_path, capsys, override, message):
     from skinkeras.cli import main
 
-    tiny = ["model.backbone=MobileNetV3Small", "model.head=gap", "data.image_size=32", "data.batch_size=4"]
+    tiny = ["model.backbone=MobileNetV3Small", "model.head=gap", "data.image_size=32", "data.batch_size=4",
+            "model.weights="]
     code = main(["train", "ham10000_soft_attention", "--data-root", str(ham), "--out", str(tmp_path / "run"),
                  *[arg for o in tiny + [override] for arg in ("--set", o)]])
     err = capsys.readouterr().err

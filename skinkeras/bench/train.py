@@ -48,7 +48,7 @@ def measure(root: str, experiment: str, image_size: int, batch_size: int, steps:
     run = RunDirectory(tmp.name)
     config = apply_overrides(get_experiment(experiment).get_config(), [
         f"data.root={root}", f"data.image_size={image_size}", f"data.batch_size={batch_size}",
-        f"train.precision={precision}", *overrides])
+        f"train.precision={precision}", "model.weights=", *overrides])  # throughput: any init will do
     data = prepare_data(config, run)
     model = build_model(config, data, precision)
     counts = class_counts(data.part("train"), len(data.class_names))

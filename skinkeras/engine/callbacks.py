@@ -1,4 +1,4 @@
-"""Callbacks whose state survives a kill: LR schedules (plateau, step, milestones), early stopping,
+"""Callbacks whose state survives a kill: LR schedules (plateau, step, milestones, cosine), early stopping,
 checkpoints.
 
 Keras' own ReduceLROnPlateau / EarlyStopping / ModelCheckpoint reset their counters in
@@ -126,6 +126,36 @@ class MilestoneSchedule(StatefulCallback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.model.optimizer.learning_rate = self.learning_rate(epoch)
+
+
+class CosineSchedule(StatefulCallback):
+    """Linear warmup over `warmup_epochs`, then cosine decay from `initial_lr` towards `min_lr` by
+    the last epoch: epoch e (0-based) of E trains with initial_lr * (e + 1) / W while e < W, then
+    min_lr + (initial_lr - min_lr) * (1 + cos(pi * (e - W) / (E - W))) / 2.
+
+    Annealed by construction: the run ends at a small learning rate whatever the validation curve
+    does (the plateau schedule stopped issue 19's run at 1.5e-4, far from converged). A function of
+    the epoch, so a resumed run needs no stored state."""
+
+    def __init__(self, initial_lr, epochs, warmup_epochs=0, min_lr=0.0):
+        super().__init__()
+        if warmup_epochs < 0 or warmup_epochs >= max(epochs, 1):
+            raise SkinkerasError(f"train.warmup_epochs must be in [0, train.epochs). "
+                                 f"Received: train.warmup_epochs={warmup_epochs}, train.epochs={epochs}")
+        self.initial_lr, self.epochs, self.warmup_epochs, self.min_lr = initial_lr, epochs, warmup_epochs, min_lr
+
+    def learning_rate(self, epoch: int) -> float:
+        if epoch < self.warmup_epochs:
+            return self.initial_lr * (epoch + 1) / self.warmup_epochs
+        progress = (epoch - self.warmup_epochs) / max(self.epochs - self.warmup_epochs, 1)
+        return self.min_lr + (self.initial_lr - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.optimizer.learning_rate = self.learning_rate(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = self.learning_rate(epoch)
 
 
 class EarlyStop(PatienceCallback):

@@ -6,9 +6,10 @@ config and state for `--resume`); `fit` trains a compiled model epoch by epoch i
 - each epoch is one `model.fit` call on that epoch's dataset (`train_data(epoch)`: order and
   augmentation a function of (seed, epoch) alone), with the random layers reseeded from
   (seed, epoch), so a killed run resumed with `--resume` ends where an uninterrupted run would;
-- the schedule (plateau / step / milestones / constant), early stopping and the time budget keep their state
+- the schedule (plateau / step / milestones / cosine / constant), early stopping and the time budget keep their state
   through a kill (`skinkeras.engine.callbacks`); the checkpoint after every epoch writes
   best.keras, last.keras, state.json and history.csv;
+- `train.freeze_bn_epochs`: the last epochs train with BatchNormalization frozen;
 - a NaN or infinite loss stops the run with a one-line error; Keras prints the progress;
 - dataset elements are whatever the task's model takes: `(inputs, targets)` or
   `(inputs, targets, sample_weights)`, with dict inputs / outputs for multi-input and
@@ -83,6 +84,10 @@ def check_training_config(config) -> None:
                        ("data.batch_size", config.data.batch_size)):
         if not isinstance(value, int) or value < 1:
             raise SkinkerasError(f"{key} must be a whole number >= 1. Received: {key}={value!r}")
+    frozen = getattr(config.train, "freeze_bn_epochs", 0)
+    if not isinstance(frozen, int) or not 0 <= frozen < config.train.epochs:
+        raise SkinkerasError(f"train.freeze_bn_epochs must be a whole number in [0, train.epochs). "
+                             f"Received: train.freeze_bn_epochs={frozen!r}, train.epochs={config.train.epochs}")
     if config.task == "classification":
         from skinkeras.models.backbones import get_backbone_spec
 
@@ -147,8 +152,11 @@ def run_callbacks(train_config, run: RunDirectory, state: dict | None, *, monito
                                  f"Received: train.lr_milestones={milestones}")
         stateful["schedule"] = cb.MilestoneSchedule(t.learning_rate, t.epochs, milestones,
                                                     getattr(t, "milestone_factor", 0.1), t.min_learning_rate)
+    elif t.lr_schedule == "cosine":
+        stateful["schedule"] = cb.CosineSchedule(t.learning_rate, t.epochs, getattr(t, "warmup_epochs", 0),
+                                                 t.min_learning_rate)
     elif t.lr_schedule != "constant":
-        raise SkinkerasError(f"train.lr_schedule must be plateau, step, milestones or constant. "
+        raise SkinkerasError(f"train.lr_schedule must be plateau, step, milestones, cosine or constant. "
                              f"Received: {t.lr_schedule!r}")
     if t.early_stopping_patience:
         stateful["early_stopping"] = cb.EarlyStop(monitor, t.early_stopping_patience,
@@ -220,12 +228,20 @@ def fit(model, run, *, train_config, train_data, steps: int | None, state: dict 
         dataset = shard_by_data(train_data(epoch) if callable(train_data) else train_data, strategy)
         if reseed:
             reseed_random_layers(model, t.seed, epoch)
+        epoch_callbacks = callbacks
+        first_frozen = t.epochs - getattr(t, "freeze_bn_epochs", 0)
+        if getattr(t, "freeze_bn_epochs", 0) and epoch >= first_frozen:
+            # Frozen for this epoch's steps, thawed before the checkpoint: a frozen layer's scale and
+            # shift are not trainable variables, so last.keras would hold an optimizer state with
+            # fewer variables than the model rebuilt for --resume expects, and Keras drops it.
+            frozen = freeze_batch_norm(model, quiet=epoch != max(first_frozen, start_epoch))
+            epoch_callbacks = callbacks[:-1] + [_ThawBatchNorm(frozen), callbacks[-1]]
         if t.steps_per_epoch:
             dataset = dataset.repeat()
         # One fit call per epoch (on that epoch's dataset); epochs=t.epochs keeps "Epoch 3/30" right.
         model.fit(dataset, validation_data=val_data if validate is None else None, epochs=t.epochs,
                   initial_epoch=epoch, steps_per_epoch=steps, validation_steps=val_steps if validate is None else None,
-                  shuffle=False, callbacks=callbacks + [_EndAfterOneEpoch()], verbose=verbose)
+                  shuffle=False, callbacks=epoch_callbacks + [_EndAfterOneEpoch()], verbose=verbose)
         images_seen += images_per_epoch
     return FitResult(epochs_done=(checkpoint.state["history"][-1]["epoch"] if checkpoint.state["history"] else 0),
                      seconds=time.monotonic() - started, images_seen=images_seen,
@@ -274,6 +290,35 @@ def reseed_random_layers(model, seed: int, epoch: int) -> None:
     states = [v for v in model.variables if v.path.endswith("seed_generator_state")]
     for index, state in enumerate(states):
         state.assign(np.array([seed * 1_000_003 + epoch * 7_919 + index, 0], dtype=state.dtype))
+
+
+def freeze_batch_norm(model, *, quiet: bool = False) -> list:
+    """Freezes every BatchNormalization layer (Keras 3: a non-trainable one also normalizes with its
+    moving statistics, as at inference) and makes the next `fit` retrace its step, which reads the
+    trainable variables when traced. Returns the layers it froze (none when already frozen)."""
+    frozen = []
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable:
+            layer.trainable = False
+            frozen.append(layer)
+    if frozen:
+        model.train_function = None
+        if not quiet:
+            log.info("BatchNormalization frozen (%d layers) for the remaining epochs", len(frozen))
+    return frozen
+
+
+class _ThawBatchNorm(keras.callbacks.Callback):
+    """Makes the layers `freeze_batch_norm` froze trainable again at the end of the epoch (before
+    the checkpoint); the engine freezes them again before the next epoch."""
+
+    def __init__(self, layers):
+        super().__init__()
+        self.layers = layers
+
+    def on_epoch_end(self, epoch, logs=None):
+        for layer in self.layers:
+            layer.trainable = True
 
 
 def _stop_requested(stateful: dict) -> bool:

@@ -79,7 +79,7 @@ class TrainConfig:
     # m = M sigmoid(alpha * epoch) samples count, selection_alpha 0: auto, all from epochs/2 on
     sample_selection: str = "none"
     selection_alpha: float = 0.0
-    lr_schedule: str = "plateau"  # plateau | step | milestones | constant
+    lr_schedule: str = "plateau"  # plateau | step | milestones | cosine (warmup + cosine decay) | constant
     plateau_factor: float = 0.2
     plateau_patience: int = 5
     min_learning_rate: float = 1e-7
@@ -89,6 +89,11 @@ class TrainConfig:
     # (paper 003: / 10 at 50 % and 75 %)
     lr_milestones: tuple[float, ...] = (0.5, 0.75)
     milestone_factor: float = 0.1
+    warmup_epochs: int = 0  # "cosine": linear warmup over this many epochs, then cosine decay to min_learning_rate
+    # The last this many epochs train with BatchNormalization frozen (its moving statistics and
+    # scale / shift fixed, as at inference): what issue 19's int8 fine-tuning found worth points
+    freeze_bn_epochs: int = 0
+    label_smoothing: float = 0.0
     early_stopping_patience: int = 25
     monitor: str = "val_loss"
     precision: str = "auto"  # auto (mixed_float16 on GPU, float32 on CPU) | float32 | mixed_float16 | mixed_bfloat16

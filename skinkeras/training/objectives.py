@@ -74,12 +74,15 @@ def classification_loss(train_config, counts: Sequence[int], class_names: Sequen
     if class_names:
         log.info("class weights (%s): %s", t.class_weights,
                  ", ".join(f"{n} {w:.2f}" for n, w in zip(class_names, weights)))
+    smoothing = getattr(t, "label_smoothing", 0.0)
+    if not 0.0 <= smoothing < 1.0:
+        raise SkinkerasError(f"train.label_smoothing must be in [0, 1). Received: {smoothing}")
     if selection == "none":
-        return build_loss(t.loss, class_weights=weights, focal_gamma=t.focal_gamma)
+        return build_loss(t.loss, class_weights=weights, focal_gamma=t.focal_gamma, label_smoothing=smoothing)
     from skinkeras.training.selection import SelectedLoss
 
     # The ranking is by the unweighted loss; the class weights multiply the chosen samples.
-    return SelectedLoss(build_loss(t.loss, focal_gamma=t.focal_gamma), mode=selection, epochs=t.epochs,
+    return SelectedLoss(build_loss(t.loss, focal_gamma=t.focal_gamma, label_smoothing=smoothing), mode=selection, epochs=t.epochs,
                         alpha=alpha, class_weights=None if t.class_weights == "none" else weights)
 
 

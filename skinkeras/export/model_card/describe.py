@@ -62,6 +62,9 @@ def model_section(facts) -> str:
         branch_text = "none (image only)"
     weights = facts.model.get("weights") or ""
     weights_text = weights if weights else "none: trained from random initialisation"
+    fallback = (facts.run_summary.get("backbone_weights") or {}).get("reason")
+    if fallback and not weights:
+        weights_text += f" (ImageNet weights were asked for but could not be had: {fallback})"
     size = f"{facts.image_size} x {facts.image_size} RGB" if facts.image_size else "unknown"
     rows = [
         ("backbone", facts.model.get("backbone", "unknown")),

@@ -30,7 +30,14 @@ def train(config, run_dir, *, resume: bool = False, verbose="auto", classifier_o
         selection_callbacks,
     )
 
+    from skinkeras.engine.fit import check_training_config
+    from skinkeras.models.pretrained import resolve_weights
+
     check_decision_rule(config)
+    check_training_config(None if resume else config)
+    weights = None
+    if not resume:  # a resumed run's stored config holds the weights it started from
+        config, weights = resolve_weights(config)
     config, run, state = start_run(config, run_dir, resume=resume)
     data = prepare_data(config, run, table=table)
     data = dataclasses.replace(data, table=check_images_once(data.table, run))
@@ -64,7 +71,8 @@ def train(config, run_dir, *, resume: bool = False, verbose="auto", classifier_o
     rule = fit_decision_rule(config, run, data)
     return write_summary(config, run, result, monitor=t.monitor, precision=precision,
                          replicas=strategy.num_replicas_in_sync, split_sizes=sizes,
-                         decision_rule_tau=None if rule is None else rule.tau)
+                         decision_rule_tau=None if rule is None else rule.tau,
+                         **({} if weights is None else {"backbone_weights": weights.to_json()}))
 
 
 DECISION_RULES = ("prior", "none")

@@ -1,0 +1,199 @@
+"""Issue 19's from-scratch recipe parts: the cosine schedule with warmup, BatchNormalization frozen
+for the last epochs, label smoothing from the config, and the initial-weights choice (ImageNet,
+a local file, or the from-scratch fallback: no network here, SKINKERAS_OFFLINE is set)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from skinkeras.engine.callbacks import CosineSchedule
+from skinkeras.errors import SkinkerasError
+
+
+def test_cosine_schedule_warms_up_then_decays_to_the_floor():
+    schedule = CosineSchedule(1e-3, epochs=10, warmup_epochs=2, min_lr=1e-6)
+    rates = [schedule.learning_rate(e) for e in range(10)]
+    assert rates[:3] == pytest.approx([5e-4, 1e-3, 1e-3])
+    assert all(a > b for a, b in zip(rates[2:], rates[3:]))  # strictly decreasing after the warmup
+    assert rates[6] == pytest.approx(1e-6 + (1e-3 - 1e-6) * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert 1e-6 < rates[-1] < 0.05 * 1e-3  # annealed: the last epoch trains at a few % of the peak
+    with pytest.raises(SkinkerasError, match="warmup_epochs"):
+        CosineSchedule(1e-3, epochs=3, warmup_epochs=3)
+
+
+def test_freeze_batch_norm_fixes_statistics_and_scale_but_trains_the_rest():
+    from skinkeras.engine.fit import freeze_batch_norm
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    x = keras.layers.Dense(8)(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
+    model.compile("adam", "categorical_crossentropy")
+    features = np.random.default_rng(0).normal(2.0, 3.0, (64, 4)).astype("float32")
+    targets = keras.utils.to_categorical(np.arange(64) % 2, 2)
+    model.fit(features, targets, epochs=1, verbose=0)
+    norm, dense = model.layers[2], model.layers[1]
+    before = [v.numpy().copy() for v in (norm.moving_mean, norm.moving_variance, norm.gamma, norm.beta)]
+    kernel = dense.kernel.numpy().copy()
+    assert freeze_batch_norm(model) == [norm] and freeze_batch_norm(model) == []
+    model.fit(features, targets, epochs=1, verbose=0)
+    after = [v.numpy() for v in (norm.moving_mean, norm.moving_variance, norm.gamma, norm.beta)]
+    for old, new in zip(before, after):
+        np.testing.assert_array_equal(old, new)
+    assert np.abs(dense.kernel.numpy() - kernel).max() > 0
+
+
+def test_label_smoothing_reaches_the_loss_and_is_checked():
+    from skinkeras.experiments.sections import TrainConfig
+    from skinkeras.training.objectives import classification_loss
+
+    assert classification_loss(TrainConfig(label_smoothing=0.1), [5, 5]).label_smoothing == 0.1
+    with pytest.raises(SkinkerasError, match="label_smoothing"):
+        classification_loss(TrainConfig(label_smoothing=1.0), [5, 5])
+
+
+def _paper_config(*overrides):
+    from skinkeras.experiments import apply_overrides, get_experiment
+
+    return apply_overrides(get_experiment("ham10000_soft_attention").get_config(), list(overrides))
+
+
+def test_paper_config_without_imagenet_weights_falls_back_to_the_recipe_in_one_line(caplog):
+    from skinkeras.models.pretrained import resolve_weights
+
+    config = _paper_config("train.epochs=30")
+    assert config.model.weights == "imagenet"
+    with caplog.at_level(logging.WARNING, logger="skinkeras.models.pretrained"):
+        resolved, choice = resolve_weights(config)
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
+    assert "SKINKERAS_OFFLINE" in caplog.records[0].getMessage()
+    assert choice.requested == "imagenet" and choice.used == "" and "SKINKERAS_OFFLINE" in choice.reason
+    assert resolved.model.weights == ""
+    t = resolved.train
+    assert (t.lr_schedule, t.learning_rate, t.adam_epsilon, t.monitor) == ("cosine", 3e-4, 1e-7, "val_auc")
+    assert (t.epochs, t.warmup_epochs, t.freeze_bn_epochs, t.early_stopping_patience) == (30, 2, 5, 0)
+    _, no_imagenet = resolve_weights(_paper_config("model.backbone=TinyCNN"))
+    assert "no ImageNet weights for TinyCNN" in no_imagenet.reason
+
+
+def test_local_weights_file_is_used_as_given(tmp_path):
+    from skinkeras.models.backbones import build_backbone
+    from skinkeras.models.classifier import ClassifierConfig, build_classifier
+    from skinkeras.models.pretrained import resolve_weights
+
+    keras.utils.set_random_seed(7)
+    source = build_backbone("TinyCNN", (64, 64, 3))
+    path = tmp_path / "seeded.weights.h5"
+    source.save_weights(path)
+    config, choice = resolve_weights(_paper_config("model.backbone=TinyCNN", f"model.weights={path}"))
+    assert config.model.weights == str(path) and choice.used == str(path) and not choice.reason
+    assert config.train.lr_schedule == "plateau"  # the paper's own optimisation is kept
+    model = build_classifier(ClassifierConfig(backbone="TinyCNN", head="gap", num_classes=3, image_size=64,
+                                              metadata=None, weights=str(path)))
+    backbone = next(layer for layer in model.layers if isinstance(layer, keras.Model))
+    assert len(backbone.weights) == len(source.weights)
+    for want, got in zip(source.weights, backbone.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(got), keras.ops.convert_to_numpy(want))
+    with pytest.raises(SkinkerasError, match="no weights file"):
+        resolve_weights(_paper_config(f"model.weights={tmp_path / 'missing.weights.h5'}"))
+
+
+def test_recipe_trains_with_warmup_cosine_and_frozen_batch_norm(tmp_path):
+    from skinkeras.data.synth import synthesize
+    from skinkeras.experiments import ExperimentConfig, apply_overrides
+    from skinkeras.saving import load_model
+    from skinkeras.systems.classification.train import train
+
+    root = tmp_path / "ham"
+    synthesize("ham10000", root, n=60, seed=3, image_size=(48, 36), force=True)
+    config = apply_overrides(ExperimentConfig(name="tiny"), [
+        "data.dataset=ham10000", "data.image_size=32", "data.batch_size=8", "model.backbone=TinyCNN",
+        "model.head=gap", "model.metadata_branch=none", "train.epochs=3", "train.early_stopping_patience=0",
+        "train.lr_schedule=cosine", "train.learning_rate=1e-3", "train.min_learning_rate=0",
+        "train.warmup_epochs=1", "train.freeze_bn_epochs=1", f"data.root={root}"])
+    summary = train(config, tmp_path / "run", verbose=0)
+    with open(tmp_path / "run" / "history.csv") as handle:
+        rates = [float(row["learning_rate"]) for row in csv.DictReader(handle)]
+    assert rates == pytest.approx([1e-3, 1e-3, 5e-4])
+    last = load_model(tmp_path / "run" / "checkpoints" / "last.keras")
+    norms = [layer for layer in last._flatten_layers(include_self=False, recursive=True)
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and all(layer.trainable for layer in norms)  # thawed for the checkpoint (see below)
+    assert summary["backbone_weights"] == {"requested": "", "used": "", "reason": ""}
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["epochs_done"] == 3
+
+
+def test_freeze_bn_epochs_must_leave_batch_norm_some_training():
+    from skinkeras.engine.fit import check_training_config
+    from skinkeras.experiments import ExperimentConfig, apply_overrides
+
+    with pytest.raises(SkinkerasError, match="freeze_bn_epochs"):
+        check_training_config(apply_overrides(ExperimentConfig(name="t"), ["train.epochs=3", "train.freeze_bn_epochs=3"]))
+
+
+class Killed(BaseException):
+    """Stands for kill -9."""
+
+
+def _bn_session(run_dir, resume: bool):
+    import tensorflow as tf
+
+    from skinkeras.engine.fit import build_or_resume, fit, start_run
+    from skinkeras.experiments import ExperimentConfig
+    from skinkeras.experiments.sections import TrainConfig
+
+    config = ExperimentConfig(name="frozen_bn_resume")
+    config.train = TrainConfig(epochs=4, lr_schedule="cosine", warmup_epochs=1, freeze_bn_epochs=2,
+                               early_stopping_patience=0, monitor="val_loss", learning_rate=0.01)
+
+    def build():
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((4,), name="x")
+        x = keras.layers.BatchNormalization(name="norm")(keras.layers.Dense(6, name="dense")(inputs))
+        model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="predictions")(x))
+        model.compile(optimizer=keras.optimizers.Adam(0.01), loss="categorical_crossentropy")
+        return model
+
+    rng = np.random.default_rng(0)
+    data = tf.data.Dataset.from_tensor_slices((rng.normal(1.0, 2.0, (32, 4)).astype("float32"),
+                                               np.eye(3, dtype="float32")[rng.integers(0, 3, 32)])).batch(8)
+    config, run, state = start_run(None if resume else config, run_dir, resume=resume)
+    model = build_or_resume(run, state, build, strategy=tf.distribute.get_strategy())
+    fit(model, run, train_config=config.train, train_data=data, steps=None, state=state, val_data=data,
+        tensorboard=False, verbose=0)
+    return model
+
+
+def test_run_killed_in_the_frozen_phase_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    """Kill after epoch 3 (the first frozen epoch) is checkpointed; the resumed run must restore
+    Adam's moments too (a checkpoint saved with frozen layers lost them: Keras skipped the
+    optimizer's variables) and end with the uninterrupted run's weights."""
+    import warnings
+
+    from skinkeras.engine import callbacks as cb
+
+    straight = _bn_session(tmp_path / "straight", resume=False).get_weights()
+    real_history = cb.write_history
+
+    def history_then_kill(path, rows):
+        real_history(path, rows)
+        if len(rows) == 3:
+            raise Killed
+
+    monkeypatch.setattr(cb, "write_history", history_then_kill)
+    with pytest.raises(Killed):
+        _bn_session(tmp_path / "killed", resume=False)
+    monkeypatch.setattr(cb, "write_history", real_history)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # "Skipping variable loading for optimizer ..."
+        resumed = _bn_session(tmp_path / "killed", resume=True).get_weights()
+    for want, got in zip(straight, resumed):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
