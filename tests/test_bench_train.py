@@ -13,12 +13,13 @@ def test_bench_train_reports_throughput_and_input_wait(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "skinkeras", "bench", "train", "--root", str(root), "--image-size", "64",
          "--batch-size", "8", "--steps", "3", "--warmup", "1", "--set", "model.backbone=TinyCNN",
-         "--json"],
+         "--freeze-bn", "false", "true", "--json"],
         capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout[result.stdout.index("{"):])
-    (row,) = report["rows"]
-    assert row["backbone"] == "TinyCNN" and row["precision"] == "float32"
+    row, frozen = report["rows"]
+    assert (row["freeze_bn"], frozen["freeze_bn"]) == (False, True) and frozen["train_images_per_second"] > 0
+    assert row["backbone"] == "TinyCNN" and row["precision"] == "float32" and row["jit_compile"] == "auto"
     assert row["train_images_per_second"] > 0
     assert 0.0 <= row["input_wait_share"] < 1.0
     assert abs(row["mean_step_seconds"] * row["train_images_per_second"] - 8) < 0.05
