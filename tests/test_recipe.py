@@ -197,3 +197,24 @@ def test_run_killed_in_the_frozen_phase_resumes_to_the_same_weights(tmp_path, mo
         resumed = _bn_session(tmp_path / "killed", resume=True).get_weights()
     for want, got in zip(straight, resumed):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_make_train_ham10000_picks_the_recipe_by_device(monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    import tensorflow as tf
+
+    from skinkeras.experiments import get_experiment
+
+    path = Path(__file__).resolve().parents[1] / "apps" / "train_ham10000.py"
+    spec = importlib.util.spec_from_file_location("train_ham10000_app", path)
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
+    assert app.default_experiment() == "ham10000_from_scratch_cpu"
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
+    assert app.default_experiment() == "ham10000_soft_attention"
+    cpu = get_experiment("ham10000_from_scratch_cpu").get_config()
+    assert cpu.model.weights == "" and cpu.train.lr_schedule == "cosine" and cpu.train.freeze_bn_epochs > 0
+    assert get_experiment("ham10000_soft_attention").get_config().model.weights == "imagenet"
