@@ -133,6 +133,11 @@ def test_evaluate_writes_adjusted_predictions_and_both_scores(rule_run, tmp_path
     plain = adjust(predictions.probabilities(), RULE.prior, -RULE.tau)
     assert metrics["balanced_accuracy_without_decision_rule"] == pytest.approx(
         balanced_accuracy(predictions.labels(), plain))
+    labels = predictions.labels()
+    recall = metrics["recall_without_decision_rule"]
+    assert np.mean(list(recall.values())) == pytest.approx(metrics["balanced_accuracy_without_decision_rule"])
+    for k, value in recall.items():
+        assert value == pytest.approx((plain.argmax(axis=1)[labels == k] == k).mean())
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["decision_rule"]["prior"] == list(RULE.prior)
 
 

@@ -218,3 +218,79 @@ def test_make_train_ham10000_picks_the_recipe_by_device(monkeypatch):
     cpu = get_experiment("ham10000_from_scratch_cpu").get_config()
     assert cpu.model.weights == "" and cpu.train.lr_schedule == "cosine" and cpu.train.freeze_bn_epochs > 0
     assert get_experiment("ham10000_soft_attention").get_config().model.weights == "imagenet"
+
+
+def _ema_session(run_dir, resume: bool, epochs: int = 4):
+    import tensorflow as tf
+
+    from skinkeras.engine.fit import build_or_resume, fit, start_run
+    from skinkeras.experiments import ExperimentConfig
+    from skinkeras.experiments.sections import TrainConfig
+    from skinkeras.training.objectives import optimizer
+
+    config = ExperimentConfig(name="ema_resume")
+    config.train = TrainConfig(epochs=epochs, lr_schedule="constant", early_stopping_patience=0, monitor="val_loss",
+                               learning_rate=0.05, adam_epsilon=1e-7, ema_momentum=0.9)
+
+    def build():
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((4,), name="x")
+        model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="predictions")(inputs))
+        model.compile(optimizer=optimizer(config.train), loss="categorical_crossentropy")
+        return model
+
+    rng = np.random.default_rng(0)
+    data = tf.data.Dataset.from_tensor_slices((rng.normal(1.0, 2.0, (32, 4)).astype("float32"),
+                                               np.eye(3, dtype="float32")[rng.integers(0, 3, 32)])).batch(8)
+    config, run, state = start_run(None if resume else config, run_dir, resume=resume)
+    model = build_or_resume(run, state, build, strategy=tf.distribute.get_strategy())
+    fit(model, run, train_config=config.train, train_data=data, steps=None, state=state, val_data=data,
+        tensorboard=False, verbose=0)
+    return model
+
+
+def test_ema_checkpoints_hold_the_average_and_a_killed_run_resumes_to_it(tmp_path, monkeypatch):
+    """The weights a run ends with (and saves) are the moving average of the raw weights, which
+    keep training underneath: computed by hand from each step's raw weights, and equal after a
+    kill + --resume."""
+    from skinkeras.engine import callbacks as cb
+    from skinkeras.saving import load_model
+
+    raw_steps = []
+
+    class Recorder(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            raw_steps.append([v.numpy().copy() for v in self.model.trainable_variables])
+
+    import skinkeras.engine.fit as engine
+
+    real_fit = engine.fit
+    monkeypatch.setattr(engine, "fit", lambda *a, **k: real_fit(*a, extra_callbacks=[Recorder()], **k))
+    model = _ema_session(tmp_path / "straight", resume=False)
+    monkeypatch.setattr(engine, "fit", real_fit)
+    assert len(raw_steps) == 16
+    # Keras' average starts from the first step's weights, then mixes in each step's with 1 - 0.9.
+    expected = [w.astype("float64") for w in raw_steps[0]]
+    for step in raw_steps[1:]:
+        expected = [0.9 * e + 0.1 * w for e, w in zip(expected, step)]
+    for got, want in zip(model.trainable_variables, expected):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(model.trainable_variables[0].numpy(), raw_steps[-1][0])  # not the raw weights
+    saved = load_model(tmp_path / "straight" / "checkpoints" / "last.keras")
+    for got, want in zip(saved.trainable_variables, expected):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-4, atol=1e-5)
+
+    real_history = cb.write_history
+
+    def history_then_kill(path, rows):
+        real_history(path, rows)
+        if len(rows) == 2:
+            raise Killed
+
+    monkeypatch.setattr(cb, "write_history", history_then_kill)
+    with pytest.raises(Killed):
+        _ema_session(tmp_path / "killed", resume=False)
+    monkeypatch.setattr(cb, "write_history", real_history)
+    resumed = _ema_session(tmp_path / "killed", resume=True)
+    for got, want in zip(resumed.get_weights(), model.get_weights()):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

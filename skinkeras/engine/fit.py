@@ -10,6 +10,7 @@ config and state for `--resume`); `fit` trains a compiled model epoch by epoch i
   through a kill (`skinkeras.engine.callbacks`); the checkpoint after every epoch writes
   best.keras, last.keras, state.json and history.csv;
 - `train.freeze_bn_epochs`: the last epochs train with BatchNormalization frozen;
+- `train.ema_momentum`: validation and checkpoints use the moving average of the weights;
 - a NaN or infinite loss stops the run with a one-line error; Keras prints the progress;
 - dataset elements are whatever the task's model takes: `(inputs, targets)` or
   `(inputs, targets, sample_weights)`, with dict inputs / outputs for multi-input and
@@ -204,6 +205,10 @@ def fit(model, run, *, train_config, train_data, steps: int | None, state: dict 
         t, run, state, monitor=monitor, checkpoint_monitor=checkpoint_monitor, tensorboard=tensorboard,
         saved_model=saved_model, on_best=on_best)
     callbacks[:0] = list(extra_callbacks)
+    if uses_ema(model):
+        # A checkpoint always holds the averaged weights in the model (and the raw ones in the
+        # optimizer), so a resumed run starts with them swapped in.
+        callbacks.insert(len(callbacks) - 1, ResumableSwapEMAWeights(ema_in_model=state is not None))
     if validate is not None:
         callbacks.insert(0, _ValidateCallback(validate))  # first: the others read its logs
     start_epoch = (state or {}).get("epochs_done", 0)
@@ -306,6 +311,40 @@ def freeze_batch_norm(model, *, quiet: bool = False) -> list:
         if not quiet:
             log.info("BatchNormalization frozen (%d layers) for the remaining epochs", len(frozen))
     return frozen
+
+
+def uses_ema(model) -> bool:
+    """Whether `model`'s optimizer keeps a moving average of the weights (`train.ema_momentum`)."""
+    optimizer = getattr(model, "optimizer", None)
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+    return bool(getattr(optimizer, "use_ema", False))
+
+
+class ResumableSwapEMAWeights(keras.callbacks.SwapEMAWeights):
+    """The averaged weights in the model for validation and at the end of every epoch (so the
+    checkpoint saves them, with the raw ones in the optimizer's average slots), the raw ones while
+    training. `ema_in_model`: they already are (a run resumed from its checkpoint).
+
+    Keras' own `fit` ends by overwriting the model's weights with the averages
+    (`finalize_variable_values`), meant for one fit call; the engine calls `fit` once per epoch,
+    so that is turned off here (the model already holds the averages when a fit call ends)."""
+
+    def __init__(self, ema_in_model: bool = False):
+        super().__init__(swap_on_epoch=True)
+        self._ema_weights_in_model = ema_in_model
+
+    def set_model(self, model):
+        super().set_model(model)
+        model.optimizer.finalize_variable_values = _no_final_overwrite
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self._ema_weights_in_model:
+            self._swap_variables()
+            self._ema_weights_in_model = True
+
+
+def _no_final_overwrite(var_list):
+    del var_list
 
 
 class _ThawBatchNorm(keras.callbacks.Callback):

@@ -94,6 +94,9 @@ class TrainConfig:
     # scale / shift fixed, as at inference): what issue 19's int8 fine-tuning found worth points
     freeze_bn_epochs: int = 0
     label_smoothing: float = 0.0
+    # Exponential moving average of the weights (Polyak averaging), 0: off. Validation, best.keras
+    # and every later use (decision rule, evaluate, exports) see the averaged weights.
+    ema_momentum: float = 0.0
     early_stopping_patience: int = 25
     monitor: str = "val_loss"
     precision: str = "auto"  # auto (mixed_float16 on GPU, float32 on CPU) | float32 | mixed_float16 | mixed_bfloat16

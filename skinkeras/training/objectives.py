@@ -16,8 +16,9 @@ SAMPLE_SELECTIONS = ("none", "spl", "ohem")
 
 
 def optimizer(train_config, precision: str | None = None):
-    """Adam (AdamW with weight decay) or SGD with Nesterov momentum, from the `train` section;
-    with dynamic loss scaling under the `precision` "mixed_float16".
+    """Adam (AdamW with weight decay) or SGD with Nesterov momentum, from the `train` section, with
+    a moving average of the weights for `train.ema_momentum` > 0 (the fit engine swaps it in for
+    validation and checkpoints); with dynamic loss scaling under the `precision` "mixed_float16".
 
     Keras' `compile` adds the loss scaling only when the model's own dtype policy is
     mixed_float16, and ours are float32 functional models whose layers carry the policy (it is
@@ -26,14 +27,19 @@ def optimizer(train_config, precision: str | None = None):
     import keras
 
     t = train_config
+    ema = getattr(t, "ema_momentum", 0.0)
+    if not 0.0 <= ema < 1.0:
+        raise SkinkerasError(f"train.ema_momentum must be in [0, 1) (0: no averaging). Received: {ema}")
+    averaging = {"use_ema": True, "ema_momentum": ema} if ema else {}
     if t.optimizer == "adam":
         if t.weight_decay:
-            chosen = keras.optimizers.AdamW(t.learning_rate, weight_decay=t.weight_decay, epsilon=t.adam_epsilon)
+            chosen = keras.optimizers.AdamW(t.learning_rate, weight_decay=t.weight_decay, epsilon=t.adam_epsilon,
+                                            **averaging)
         else:
-            chosen = keras.optimizers.Adam(t.learning_rate, epsilon=t.adam_epsilon)
+            chosen = keras.optimizers.Adam(t.learning_rate, epsilon=t.adam_epsilon, **averaging)
     elif t.optimizer == "sgd":
         chosen = keras.optimizers.SGD(t.learning_rate, momentum=t.momentum, nesterov=True,
-                                      weight_decay=t.weight_decay or None)
+                                      weight_decay=t.weight_decay or None, **averaging)
     else:
         raise SkinkerasError(f"train.optimizer must be adam or sgd. Received: {t.optimizer!r}")
     if precision == "mixed_float16":
