@@ -86,7 +86,7 @@ def ham10000_cpu_recipe(
     image_size: int = 128,
     learning_rate: float = 3e-4,
     warmup_epochs: int = 2,
-    freeze_bn_epochs: int = 6,
+    freeze_bn_epochs: int = 8,
 ) -> ExperimentConfig:
     """The from-scratch recipe of issue 19 (the ablation in `ham10000_from_scratch_cpu`'s docstring
     says what each part bought): `ham10000_from_scratch_cpu`'s data and optimiser (128 px, decoded
