@@ -143,23 +143,26 @@ class Killed(BaseException):
     """Stands for kill -9."""
 
 
-def _bn_session(run_dir, resume: bool):
+def _toy_session(run_dir, resume: bool, name: str, train, layers):
+    """One in-process `skinkeras train` session of a toy Dense model (`layers`: the hidden layers,
+    applied in order) on fixed random numbers, with the engine's start_run / build_or_resume / fit."""
     import tensorflow as tf
 
     from skinkeras.engine.fit import build_or_resume, fit, start_run
     from skinkeras.experiments import ExperimentConfig
-    from skinkeras.experiments.sections import TrainConfig
+    from skinkeras.training.objectives import optimizer
 
-    config = ExperimentConfig(name="frozen_bn_resume")
-    config.train = TrainConfig(epochs=4, lr_schedule="cosine", warmup_epochs=1, freeze_bn_epochs=2,
-                               early_stopping_patience=0, monitor="val_loss", learning_rate=0.01)
+    config = ExperimentConfig(name=name)
+    config.train = train
 
     def build():
         keras.utils.set_random_seed(0)
         inputs = keras.Input((4,), name="x")
-        x = keras.layers.BatchNormalization(name="norm")(keras.layers.Dense(6, name="dense")(inputs))
+        x = inputs
+        for layer in layers():
+            x = layer(x)
         model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="predictions")(x))
-        model.compile(optimizer=keras.optimizers.Adam(0.01), loss="categorical_crossentropy")
+        model.compile(optimizer=optimizer(train), loss="categorical_crossentropy")
         return model
 
     rng = np.random.default_rng(0)
@@ -170,6 +173,15 @@ def _bn_session(run_dir, resume: bool):
     fit(model, run, train_config=config.train, train_data=data, steps=None, state=state, val_data=data,
         tensorboard=False, verbose=0)
     return model
+
+
+def _bn_session(run_dir, resume: bool):
+    from skinkeras.experiments.sections import TrainConfig
+
+    train = TrainConfig(epochs=4, lr_schedule="cosine", warmup_epochs=1, freeze_bn_epochs=2, early_stopping_patience=0,
+                        monitor="val_loss", learning_rate=0.01, adam_epsilon=1e-7)
+    return _toy_session(run_dir, resume, "frozen_bn_resume", train,
+                        lambda: [keras.layers.Dense(6, name="dense"), keras.layers.BatchNormalization(name="norm")])
 
 
 def test_run_killed_in_the_frozen_phase_resumes_to_the_same_weights(tmp_path, monkeypatch):
@@ -220,33 +232,12 @@ def test_make_train_ham10000_picks_the_recipe_by_device(monkeypatch):
     assert get_experiment("ham10000_soft_attention").get_config().model.weights == "imagenet"
 
 
-def _ema_session(run_dir, resume: bool, epochs: int = 4):
-    import tensorflow as tf
-
-    from skinkeras.engine.fit import build_or_resume, fit, start_run
-    from skinkeras.experiments import ExperimentConfig
+def _ema_session(run_dir, resume: bool):
     from skinkeras.experiments.sections import TrainConfig
-    from skinkeras.training.objectives import optimizer
 
-    config = ExperimentConfig(name="ema_resume")
-    config.train = TrainConfig(epochs=epochs, lr_schedule="constant", early_stopping_patience=0, monitor="val_loss",
-                               learning_rate=0.05, adam_epsilon=1e-7, ema_momentum=0.9)
-
-    def build():
-        keras.utils.set_random_seed(0)
-        inputs = keras.Input((4,), name="x")
-        model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="predictions")(inputs))
-        model.compile(optimizer=optimizer(config.train), loss="categorical_crossentropy")
-        return model
-
-    rng = np.random.default_rng(0)
-    data = tf.data.Dataset.from_tensor_slices((rng.normal(1.0, 2.0, (32, 4)).astype("float32"),
-                                               np.eye(3, dtype="float32")[rng.integers(0, 3, 32)])).batch(8)
-    config, run, state = start_run(None if resume else config, run_dir, resume=resume)
-    model = build_or_resume(run, state, build, strategy=tf.distribute.get_strategy())
-    fit(model, run, train_config=config.train, train_data=data, steps=None, state=state, val_data=data,
-        tensorboard=False, verbose=0)
-    return model
+    train = TrainConfig(epochs=4, lr_schedule="constant", early_stopping_patience=0, monitor="val_loss",
+                        learning_rate=0.05, adam_epsilon=1e-7, ema_momentum=0.9)
+    return _toy_session(run_dir, resume, "ema_resume", train, lambda: [])
 
 
 def test_ema_checkpoints_hold_the_average_and_a_killed_run_resumes_to_it(tmp_path, monkeypatch):
