@@ -34,7 +34,10 @@ off" is the same predictions without the decision rule (metrics.json).
         --multi-crop; 36x the inference)        36   0.645 [0.590, 0.687]   -       0.908 [0.895, 0.920]
       per-class factors fitted on val          36   val 0.616 -> 0.672, test 0.651 -> 0.638 (mel recall 0.47 -> 0.62): overfits
                                                     the small classes; not used
-    ABLATION_ROWS_PENDING
+    the schedule before this recipe: plateau
+      (halve after 6 epochs without val AUC
+      gain), no warmup, no frozen BN           36   0.496 [0.449, 0.541]   0.250   0.875 [0.852, 0.890]   0.444 / 0.109  (tau 0.30)
+    NOFREEZE_ROW
 
 Issue 19's starting point (plateau schedule, a 55-minute clock, 32 epochs, 2,022-image test split of
 another seed): 0.44 balanced accuracy, melanoma recall 0.12, macro AUC 0.88; with the prior rule
