@@ -184,26 +184,32 @@ def _bn_session(run_dir, resume: bool):
                         lambda: [keras.layers.Dense(6, name="dense"), keras.layers.BatchNormalization(name="norm")])
 
 
+def _kill_after_epoch(epoch: int, session, run_dir, monkeypatch) -> None:
+    """Runs `session(run_dir, resume=False)` and kills it (kill -9) just after epoch `epoch`'s
+    checkpoint and history row are written."""
+    from skinkeras.engine import callbacks as cb
+
+    real_history = cb.write_history
+
+    def history_then_kill(path, rows):
+        real_history(path, rows)
+        if len(rows) == epoch:
+            raise Killed
+
+    monkeypatch.setattr(cb, "write_history", history_then_kill)
+    with pytest.raises(Killed):
+        session(run_dir, resume=False)
+    monkeypatch.setattr(cb, "write_history", real_history)
+
+
 def test_run_killed_in_the_frozen_phase_resumes_to_the_same_weights(tmp_path, monkeypatch):
     """Kill after epoch 3 (the first frozen epoch) is checkpointed; the resumed run must restore
     Adam's moments too (a checkpoint saved with frozen layers lost them: Keras skipped the
     optimizer's variables) and end with the uninterrupted run's weights."""
     import warnings
 
-    from skinkeras.engine import callbacks as cb
-
     straight = _bn_session(tmp_path / "straight", resume=False).get_weights()
-    real_history = cb.write_history
-
-    def history_then_kill(path, rows):
-        real_history(path, rows)
-        if len(rows) == 3:
-            raise Killed
-
-    monkeypatch.setattr(cb, "write_history", history_then_kill)
-    with pytest.raises(Killed):
-        _bn_session(tmp_path / "killed", resume=False)
-    monkeypatch.setattr(cb, "write_history", real_history)
+    _kill_after_epoch(3, _bn_session, tmp_path / "killed", monkeypatch)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # "Skipping variable loading for optimizer ..."
         resumed = _bn_session(tmp_path / "killed", resume=True).get_weights()
@@ -244,7 +250,6 @@ def test_ema_checkpoints_hold_the_average_and_a_killed_run_resumes_to_it(tmp_pat
     """The weights a run ends with (and saves) are the moving average of the raw weights, which
     keep training underneath: computed by hand from each step's raw weights, and equal after a
     kill + --resume."""
-    from skinkeras.engine import callbacks as cb
     from skinkeras.saving import load_model
 
     raw_steps = []
@@ -271,17 +276,7 @@ def test_ema_checkpoints_hold_the_average_and_a_killed_run_resumes_to_it(tmp_pat
     for got, want in zip(saved.trainable_variables, expected):
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-4, atol=1e-5)
 
-    real_history = cb.write_history
-
-    def history_then_kill(path, rows):
-        real_history(path, rows)
-        if len(rows) == 2:
-            raise Killed
-
-    monkeypatch.setattr(cb, "write_history", history_then_kill)
-    with pytest.raises(Killed):
-        _ema_session(tmp_path / "killed", resume=False)
-    monkeypatch.setattr(cb, "write_history", real_history)
+    _kill_after_epoch(2, _ema_session, tmp_path / "killed", monkeypatch)
     resumed = _ema_session(tmp_path / "killed", resume=True)
     for got, want in zip(resumed.get_weights(), model.get_weights()):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
