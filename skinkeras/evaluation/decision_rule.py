@@ -23,11 +23,16 @@ DEFAULT_GRID = np.linspace(0.0, 1.5, 31)
 MIN_PRIOR = 1e-6  # a class absent from the training split: no infinite boost
 
 
-def balanced_accuracy(y_true, probabilities) -> float:
-    """Mean recall over the classes present in `y_true` (argmax decisions)."""
+def per_class_recall(y_true, probabilities) -> dict[int, float]:
+    """Recall of each class index present in `y_true` (argmax decisions)."""
     y_true = np.asarray(y_true)
     y_pred = np.asarray(probabilities).argmax(axis=-1)
-    recalls = [float(np.mean(y_pred[y_true == c] == c)) for c in np.unique(y_true)]
+    return {int(c): float(np.mean(y_pred[y_true == c] == c)) for c in np.unique(y_true)}
+
+
+def balanced_accuracy(y_true, probabilities) -> float:
+    """Mean recall over the classes present in `y_true` (argmax decisions)."""
+    recalls = list(per_class_recall(y_true, probabilities).values())
     return float(np.mean(recalls)) if recalls else float("nan")
 
 

@@ -125,21 +125,16 @@ def decision_rule_metrics(run_dir, y_true, y_prob) -> dict:
     The predictions hold the adjusted probabilities; the plain softmax is recovered exactly by the
     inverse adjustment (tau -> -tau), so a reader sees both scores of the same images.
     """
-    from skinkeras.evaluation.decision_rule import adjust, balanced_accuracy, read_rule
+    from skinkeras.evaluation.decision_rule import adjust, balanced_accuracy, per_class_recall, read_rule
 
     rule = read_rule(run_dir)
     if rule is None:
         return {}
-    import numpy as np
-
     plain = adjust(y_prob, rule.prior, -rule.tau)
-    y_true = np.asarray(y_true)
-    predicted = plain.argmax(axis=1)
-    recall = {int(k): float((predicted[y_true == k] == k).mean()) for k in np.unique(y_true)}
     return {"decision_rule": rule.to_dict(),
             "balanced_accuracy_without_decision_rule": balanced_accuracy(y_true, plain),
             # by class index; the ablation of issue 19 reads melanoma's
-            "recall_without_decision_rule": recall}
+            "recall_without_decision_rule": per_class_recall(y_true, plain)}
 
 
 def summary_line(metrics: dict) -> str:
