@@ -95,24 +95,16 @@ def ham10000_cpu_recipe(
     over `epochs`, the last `freeze_bn_epochs` with BatchNormalization frozen, no early stopping and
     no time budget (a slower machine trains the same model, later). best.keras is kept on val macro
     AUC; the prior-adjusted decision rule is fitted on val after training (the default)."""
-    config = ham10000_soft_attention(backbone, image_size, description=description, epochs=epochs)
-    return dataclasses.replace(
-        config,
-        data=dataclasses.replace(config.data, cache="memory"),
-        model=dataclasses.replace(config.model, weights=""),
-        train=dataclasses.replace(
-            config.train,
-            learning_rate=learning_rate,
-            adam_epsilon=1e-7,
-            monitor="val_auc",
-            lr_schedule="cosine",
-            warmup_epochs=warmup_epochs,
-            freeze_bn_epochs=freeze_bn_epochs,
-            min_learning_rate=1e-6,
-            early_stopping_patience=0,
-            max_minutes=0.0,
-        ),
-    )
+    config = ham10000_from_scratch_cpu(backbone, description=description, epochs=epochs, early_stopping_patience=0,
+                                       image_size=image_size)
+    return dataclasses.replace(config, train=dataclasses.replace(
+        config.train,
+        learning_rate=learning_rate,
+        lr_schedule="cosine",  # instead of the plateau schedule (its settings stay, unused)
+        warmup_epochs=warmup_epochs,
+        freeze_bn_epochs=freeze_bn_epochs,
+        max_minutes=0.0,
+    ))
 
 
 def from_scratch_fallback(config: ExperimentConfig) -> ExperimentConfig:
